@@ -1,0 +1,5 @@
+"""Backends behind one interface: reference, twin, sim and board."""
+
+from .base import Accelerator
+
+__all__ = ["Accelerator"]

@@ -1,0 +1,33 @@
+"""Opening a real PYNQ board: device discovery, overlay verification, then the shared driver."""
+
+from __future__ import annotations
+
+import warnings
+
+from ..errors import BackendUnavailable
+
+NO_BOARD_HINT = "run without --board to use the Verilated accelerator (--backend sim)"
+
+
+def find_pynq_devices() -> list:
+    """The PYNQ devices on this machine; raises BackendUnavailable with the reason when there are none."""
+    try:
+        import pynq
+    except ImportError as exc:
+        raise BackendUnavailable(f"pynq is not installed ({exc}); pip install 'realm-hil[board]'") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pynq warns about XRT on machines that are not boards
+        try:
+            devices = list(pynq.Device.devices)
+        except (RuntimeError, OSError):
+            devices = []
+    if not devices:
+        raise BackendUnavailable(f"no PYNQ board found on this machine; {NO_BOARD_HINT}")
+    return devices
+
+
+def open_board(**options):
+    find_pynq_devices()
+    from .pynq_backend import open_overlay
+
+    return open_overlay(**options)

@@ -1,0 +1,48 @@
+"""Exact integer reference backend: the ground truth every other backend must match bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..stats import GemmStats, tile_stats
+from ..tiling import int32_gemm, plan_for, reference_deviations, split_tiles
+from .base import Accelerator
+
+
+class ReferenceAccelerator(Accelerator):
+    """torch._int_mm (or numpy int64) GEMM with statistics from the shared statistics model."""
+
+    name = "reference"
+
+    def __init__(self, array_n: int = 8, nominal_mhz: float = 100.0) -> None:
+        super().__init__(array_n)
+        self._clock = nominal_mhz
+
+    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
+        y = int32_gemm(x, w)
+        return y, exact_stats(y, plan_for(x, w, self.array_n), self.policy)
+
+    def set_clock(self, mhz: float, *, force: bool = False) -> float:
+        # An ideal device never errs, so the clock is recorded but changes nothing.
+        if not mhz > 0:
+            raise ValueError(f"clock must be a positive frequency in MHz, got {mhz}")
+        self._clock = float(mhz)
+        return self._clock
+
+    @property
+    def clock_mhz(self) -> float:
+        return self._clock
+
+
+def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan, policy) -> GemmStats:
+    """Statistics the hardware would report for result y: deviations from the exact result per tile."""
+    n = plan.array_n
+    padded = np.zeros((2, plan.tiles_m * n, plan.tiles_n * n), dtype=np.int32)
+    padded[0, : plan.m, : plan.n] = y
+    padded[1, : plan.m, : plan.n] = exact
+    d, e = reference_deviations(split_tiles(padded[0], plan), split_tiles(padded[1], plan))
+    return GemmStats(tile_stats(d, e, policy), (plan.tiles_m, plan.tiles_n))
+
+
+def exact_stats(y: np.ndarray, plan, policy) -> GemmStats:
+    return stats_against_exact(y, y, plan, policy)

@@ -1,0 +1,43 @@
+"""`realm-hil bench ...`: throughput figures as ratios against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:>20}: {value:.4g}" if isinstance(value, float) else f"{key:>20}: {value}")
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (speed figures relative to a baseline measured in the same run)."""
+
+
+@bench.command("sim")
+@click.option("--array-n", default=8, show_default=True, type=click.IntRange(4, 32))
+@click.option("--json", "as_json", is_flag=True)
+def bench_sim_cmd(array_n: int, as_json: bool) -> None:
+    """Host path (driver, pynq, DMA model, Verilated RTL) against a raw C++ loop on the same RTL."""
+    from ..sim.bench import bench_sim
+
+    _emit(bench_sim(array_n=array_n), as_json)
+
+
+@bench.command("twin")
+@click.option("--array-n", default=8, show_default=True, type=click.IntRange(4, 32))
+@click.option("--json", "as_json", is_flag=True)
+def bench_twin_cmd(array_n: int, as_json: bool) -> None:
+    """Software twin with the timing model active against the RTL simulation on the same GEMMs."""
+    from ..bench import bench_twin_vs_rtl
+
+    _emit(bench_twin_vs_rtl(array_n=array_n), as_json)
+
+
+COMMANDS = [bench]

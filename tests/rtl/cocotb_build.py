@@ -1,0 +1,90 @@
+"""Build a Verilated cocotb testbench once per (sources, parameters, toolchain) hash and run tests on it.
+
+Builds live in the user cache (realm_hil.toolchain.cache_dir), so repeated runs and fresh
+clones on the same machine skip Verilator entirely when nothing relevant changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from importlib.metadata import version
+from pathlib import Path
+
+from cocotb_tools.runner import get_runner
+
+from realm_hil.toolchain import cache_dir, find_verilator
+
+RTL = Path(__file__).resolve().parents[2] / "rtl"
+TB = Path(__file__).resolve().parent
+INCLUDES = [RTL]
+
+
+def rtl_sources(*names: str) -> list[Path]:
+    """Paths of rtl/<name>.v; the regmap include is found through INCLUDES."""
+    return [RTL / f"{name}.v" for name in names]
+
+
+def _build_key(sources, toplevel, parameters, build_args) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(sources) + sorted(RTL.glob("*.vh")):
+        digest.update(Path(path).name.encode())
+        digest.update(Path(path).read_bytes())
+    digest.update(repr((toplevel, sorted(parameters.items()), list(build_args))).encode())
+    digest.update(find_verilator().version.encode())
+    digest.update(version("cocotb").encode())
+    return digest.hexdigest()[:16]
+
+
+def run(
+    *,
+    toplevel: str,
+    sources: list[Path],
+    test_module: str,
+    test_dir: Path,
+    parameters: dict | None = None,
+    extra_env: dict | None = None,
+    build_args: tuple[str, ...] = (),
+    testcase: str | None = None,
+) -> None:
+    """Build (if not cached) and run `test_module` (a file in `test_dir`) on `toplevel`."""
+    parameters = dict(parameters or {})
+    verilator = find_verilator()
+    verilator.apply()
+    key = _build_key(sources, toplevel, parameters, build_args)
+    build_dir = cache_dir("cocotb", f"{toplevel}-{key}")
+    stamp = build_dir / ".built"
+    waves = os.environ.get("WAVES") == "1"
+    runner = get_runner("verilator")
+    # pytest-xdist workers may want the same build at once: one builds, the others wait
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists() or waves:
+            _build(runner, sources, toplevel, parameters, build_dir, build_args, waves)
+            stamp.touch()
+    results = build_dir / f"results-{test_module}-{os.getpid()}.xml"
+    runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        test_dir=str(test_dir),
+        build_dir=str(build_dir),
+        extra_env={"PYTHONPATH": os.pathsep.join([str(test_dir), str(TB), os.environ.get("PYTHONPATH", "")]),
+                   **(extra_env or {})},
+        testcase=testcase,
+        results_xml=str(results),
+        waves=waves,
+    )
+
+
+def _build(runner, sources, toplevel, parameters, build_dir, build_args, waves) -> None:
+    runner.build(
+        sources=[str(s) for s in sources],
+        hdl_toplevel=toplevel,
+        includes=[str(p) for p in INCLUDES],
+        parameters=parameters,
+        build_dir=str(build_dir),
+        build_args=["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique", *build_args],
+        waves=waves,
+        always=True,
+    )

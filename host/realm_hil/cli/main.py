@@ -42,9 +42,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import bench, gemm, info, run
+    from . import bench, gemm, info, run, sweep
 
-    for module in (info, gemm, run, bench):
+    for module in (info, gemm, run, bench, sweep):
         for command in module.COMMANDS:
             cli.add_command(command)
 

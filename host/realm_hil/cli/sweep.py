@@ -1,0 +1,49 @@
+"""`realm-hil sweep-clock`: error rates per element and per bit against the array clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import open_accelerator
+from ..sweep import plot, sweep_clock, write_csv
+from ..workload import random_workload
+
+
+@click.command("sweep-clock")
+@click.option("--backend", default="twin", show_default=True, type=click.Choice(["twin", "sim", "board"]))
+@click.option("--profile", default="pynq-z2", show_default=True, help="device timing profile (sim, twin)")
+@click.option("--start", default=None, type=float, help="first clock in MHz [profile nominal]")
+@click.option("--stop", default=None, type=float, help="last clock in MHz [1.5 x nominal]")
+@click.option("--steps", default=16, show_default=True, type=click.IntRange(2, 200))
+@click.option("--workload", "workload_kind", default="random", show_default=True, type=click.Choice(["random", "llm"]))
+@click.option("--gemms", default=6, show_default=True, type=click.IntRange(1), help="GEMMs in the workload")
+@click.option("--seed", default=0, show_default=True, type=int, help="operands and per-PE variation")
+@click.option("--out", "out_dir", default="runs/sweep-clock", show_default=True, type=click.Path(path_type=Path))
+def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, seed, out_dir) -> None:
+    """Sweep the array clock; write CSV and PNG of element and per-bit error rates."""
+    options = {} if backend == "board" else {"profile": profile, "seed": seed}
+    with open_accelerator(backend, **options) as acc:
+        nominal = acc.clock_mhz
+        clocks = np.linspace(start or nominal, stop or 1.5 * nominal, steps)
+        if workload_kind == "llm":
+            from ..llm.capture import llm_workload
+
+            workload = llm_workload(count=gemms, seed=seed)
+        else:
+            workload = random_workload(count=gemms, seed=seed)
+        with click.progressbar(length=len(clocks) * len(workload), label="sweep", file=click.get_text_stream("stderr")) as bar:
+            points = sweep_clock(acc, workload, [float(c) for c in clocks], progress=bar.update)
+    write_csv(points, out_dir / "sweep.csv")
+    plot(points, out_dir / "sweep.png", f"{backend} / {profile}: {workload_kind} workload, seed {seed}")
+    click.echo(f"{'MHz':>8} {'elem err':>10} {'tile err':>9}  highest bit in error")
+    for p in points:
+        wrong = np.nonzero(p.bit_errors)[0]
+        click.echo(f"{p.applied_mhz:8.2f} {p.element_error_rate:10.3g} {p.tile_error_rate:9.3g}  "
+                   f"{wrong.max() if wrong.size else '-'}")
+    click.echo(f"wrote {out_dir / 'sweep.csv'} and {out_dir / 'sweep.png'}")
+
+
+COMMANDS = [sweep_clock_cmd]

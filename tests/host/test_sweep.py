@@ -1,0 +1,29 @@
+import numpy as np
+from click.testing import CliRunner
+
+import realm_hil
+from realm_hil.cli.main import cli
+from realm_hil.sweep import sweep_clock
+from realm_hil.workload import random_workload
+
+
+def test_sweep_shape_zero_at_nominal_high_bits_first_rising():
+    workload = random_workload(count=2, m=16, k=576, n=64, seed=1)
+    with realm_hil.open_accelerator("twin", seed=1) as acc:
+        clocks = list(np.linspace(100, 150, 11))
+        points = sweep_clock(acc, workload, clocks)
+        assert acc.clock_mhz == 100  # restored
+    rates = [p.element_error_rate for p in points]
+    assert rates[0] == 0
+    assert rates[-1] > 0.5
+    assert all(b >= a for a, b in zip(rates, rates[1:]))
+    first = next(p for p in points if p.elements_err)
+    wrong_bits = np.nonzero(first.bit_errors)[0]
+    assert wrong_bits.min() >= 16, "first errors must hit the high-order bits"
+
+
+def test_sweep_cli_writes_csv_and_png(tmp_path):
+    result = CliRunner().invoke(cli, ["sweep-clock", "--steps", "3", "--gemms", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sweep.csv").read_text().count("\n") == 4
+    assert (tmp_path / "sweep.png").stat().st_size > 1000

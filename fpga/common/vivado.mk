@@ -1,0 +1,65 @@
+# Vivado flow for one board, as file targets:
+#   ip/component.xml -> project/realm_hil.xpr -> realm_hil.bit (+ .hwh, routed .dcp) -> timing.json
+# timing.json exists only when the routed design meets timing at the board's rated array clock,
+# so `make install` can never publish a bitstream that misses it.
+# Tested with Vivado 2024.1.
+
+FPGA_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
+REPO_DIR := $(abspath $(FPGA_DIR)/..)
+COMMON := $(FPGA_DIR)/common
+BOARDS := $(notdir $(patsubst %/,%,$(dir $(wildcard $(FPGA_DIR)/*/board.tcl))))
+
+BOARD ?= pynq-z2
+BOARD_TCL := $(FPGA_DIR)/$(BOARD)/board.tcl
+BUILD := $(FPGA_DIR)/build/$(BOARD)
+INSTALL_DIR := $(REPO_DIR)/bitstreams/$(BOARD)
+
+RTL := $(sort $(wildcard $(REPO_DIR)/rtl/realm_*.v)) $(REPO_DIR)/rtl/realm_regmap.vh
+PYTHON ?= $(firstword $(wildcard $(REPO_DIR)/.venv/bin/python) python3)
+VIVADO ?= vivado
+VIVADO_RUN = cd $(BUILD) && $(VIVADO) -mode batch -nolog -nojournal -notrace -source
+ARGS = -tclargs $(BOARD_TCL) $(BUILD) $(REPO_DIR)
+# parallel synthesis/implementation jobs inside Vivado
+JOBS ?= 4
+export REALM_JOBS := $(JOBS)
+
+ifeq ($(filter $(BOARD),$(BOARDS)),)
+$(error unknown BOARD=$(BOARD); known boards: $(BOARDS))
+endif
+
+# Goals that run no Vivado; `install` only copies an existing, timing-clean build.
+ifneq ($(filter-out clean install registers,$(or $(MAKECMDGOALS),all)),)
+ifeq ($(shell command -v $(VIVADO)),)
+$(error Vivado 2024.1 is needed: source <Xilinx>/Vivado/2024.1/settings64.sh so that `$(VIVADO)` is on PATH)
+endif
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all install clean registers
+
+all: $(BUILD)/timing.json
+
+$(BUILD)/ip/component.xml: $(COMMON)/env.tcl $(COMMON)/package_ip.tcl $(COMMON)/registers.tcl $(BOARD_TCL) $(RTL)
+	mkdir -p $(BUILD)
+	$(VIVADO_RUN) $(COMMON)/package_ip.tcl $(ARGS)
+
+$(BUILD)/project/realm_hil.xpr: $(COMMON)/env.tcl $(COMMON)/build_bd.tcl $(COMMON)/constraints.tcl $(BUILD)/ip/component.xml
+	$(VIVADO_RUN) $(COMMON)/build_bd.tcl $(ARGS)
+
+$(BUILD)/realm_hil.bit: $(COMMON)/env.tcl $(COMMON)/build_bit.tcl $(BUILD)/project/realm_hil.xpr
+	$(VIVADO_RUN) $(COMMON)/build_bit.tcl $(ARGS)
+
+$(BUILD)/timing.json: $(COMMON)/env.tcl $(COMMON)/check_timing.tcl $(BUILD)/realm_hil.bit
+	$(VIVADO_RUN) $(COMMON)/check_timing.tcl $(ARGS)
+
+install:
+	@test -f $(BUILD)/timing.json || { echo "no timing-clean build for $(BOARD): run make -C fpga BOARD=$(BOARD) first" >&2; exit 1; }
+	mkdir -p $(INSTALL_DIR)
+	cp $(BUILD)/realm_hil.bit $(BUILD)/realm_hil.hwh $(INSTALL_DIR)/
+	$(PYTHON) -m realm_hil.fpga.manifest add --board $(BOARD) --board-tcl $(BOARD_TCL) --timing $(BUILD)/timing.json
+
+registers:
+	$(PYTHON) -m realm_hil.fpga.registers_tcl
+
+clean:
+	rm -rf $(BUILD)

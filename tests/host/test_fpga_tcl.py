@@ -1,0 +1,103 @@
+"""The Vivado scripts in fpga/ agree with rtl/realm_accel.v and rtl/regmap.yaml (no Vivado needed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from realm_hil.fpga import registers_tcl, tcl_check
+from realm_hil.regmap_gen import load
+
+REPO = Path(__file__).resolve().parents[2]
+needs_top = pytest.mark.skipif(
+    not (REPO / "rtl" / "realm_accel.v").exists(), reason="rtl/realm_accel.v (the IP top) does not exist yet"
+)
+
+
+def test_registers_tcl_is_regenerated_identically():
+    assert (REPO / "fpga" / "common" / "registers.tcl").read_text() == registers_tcl.render(load())
+
+
+@needs_top
+def test_scripts_agree_with_rtl_and_regmap():
+    assert tcl_check.problems() == []
+
+
+@pytest.mark.parametrize("n", [8, 16])
+def test_registers_tcl_offsets_equal_regmap(n):
+    text = (REPO / "fpga" / "common" / "registers.tcl").read_text()
+    assert tcl_check.registers_in_tcl(text, n) == tcl_check.expected_registers(load(), n)
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is not installed")
+def test_registers_tcl_runs_and_adds_every_register(tmp_path):
+    """Execute registers.tcl in plain Tcl with ipx:: stand-ins that record what Vivado would get."""
+    driver = tmp_path / "driver.tcl"
+    driver.write_text(
+        "namespace eval ipx {}\n"
+        "proc ipx::add_register {name block} { return $name }\n"
+        "proc ipx::add_field {name reg} { return $reg.$name }\n"
+        'proc set_property {prop value obj} { puts "$obj $prop $value" }\n'
+        f"source {REPO / 'fpga' / 'common' / 'registers.tcl'}\n"
+        "realm_add_registers reg0 8\n"
+    )
+    out = subprocess.run(["tclsh", str(driver)], capture_output=True, text=True, check=True).stdout
+    props = [line.split(" ", 2) for line in out.splitlines()]
+    offsets = {obj: int(value, 16) for obj, prop, value in props if prop == "address_offset"}
+    assert offsets == tcl_check.expected_registers(load(), 8)
+    fields = {obj: value for obj, prop, value in props if prop == "bit_offset"}
+    assert fields["PARAMS.TIMING_EMU"] == "8" and fields["ALPHA.ALPHA"] == "0"
+    access = {obj: value for obj, prop, value in props if prop == "access" and "." not in obj}
+    assert (
+        access["CTRL"] == "write-only"
+        and access["STATUS"] == "read-only"
+        and access["L_TABLE_63"] == "read-write"
+    )
+
+
+@needs_top
+def test_renamed_port_fails_the_check(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "fpga", repo / "fpga", ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(REPO / "rtl", repo / "rtl")
+    top = repo / "rtl" / "realm_accel.v"
+    top.write_text(top.read_text().replace("array_clk", "core_clk"))
+    found = tcl_check.problems(repo)
+    assert any("realm_accel/array_clk is neither a port" in line for line in found)
+    assert any("clock input array_clk" in line for line in found)
+
+
+@needs_top
+def test_moved_dma_width_fails_the_check(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "fpga", repo / "fpga", ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(REPO / "rtl", repo / "rtl")
+    bd = repo / "fpga" / "common" / "build_bd.tcl"
+    bd.write_text(
+        bd.read_text().replace(
+            "c_s_axis_s2mm_tdata_width [expr {32 *", "c_s_axis_s2mm_tdata_width [expr {16 *"
+        )
+    )
+    assert any("c_s_axis_s2mm_tdata_width must be 32*N" in line for line in tcl_check.problems(repo))
+
+
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104", "kv260"])
+def test_board_settings(board):
+    settings = tcl_check.board_settings(REPO / "fpga" / board / "board.tcl")
+    assert int(settings["realm_n"]) == (8 if board == "pynq-z2" else 16)
+    assert float(settings["realm_rated_mhz"]) > float(settings["realm_safe_mhz"])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_without_vivado_says_so_in_one_line(tmp_path):
+    env = {**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    if shutil.which("vivado", path=env["PATH"]):
+        pytest.skip("Vivado is on PATH")
+    run = subprocess.run(["make", "-s", "-C", str(REPO / "fpga")], capture_output=True, text=True, env=env)
+    assert run.returncode != 0
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert "Vivado 2024.1 is needed" in run.stderr

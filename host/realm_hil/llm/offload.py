@@ -1,0 +1,132 @@
+"""Turn a float causal LM into a W8A8 model whose integer GEMMs all pass through one GemmRouter.
+
+Every INT32 result is dequantized with scales known before the GEMM (activation scale per token
+times weight scale per channel): a faulty result is never re-quantized with a scale taken from
+an error-free one, so errors reach the next layer as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from realm_hil.llm.attention import ATTN_IMPLEMENTATION
+from realm_hil.llm.gemm import GemmRouter
+from realm_hil.llm.quant import input_absmax, quantize_rows, smoothing_factors
+from realm_hil.llm.selection import MODULE_COMPONENTS
+
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h)\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class W8A8Config:
+    smooth_alpha: float | None = None  # SmoothQuant migration strength (paper: 0.5); None: off
+    attention: bool = False  # Q.K^T and S.V as INT8 GEMMs too (else float attention)
+    lm_head: bool = False  # the output projection stays float by default, as in SmoothQuant
+
+
+class QuantLinear(nn.Module):
+    """nn.Linear with INT8 per-channel weights and dynamic INT8 per-token activations."""
+
+    def __init__(
+        self,
+        linear: nn.Linear,
+        layer: int | None,
+        component: str,
+        router: GemmRouter,
+        smooth: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.layer, self.component, self.router = layer, component, router
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().float()
+        if smooth is not None:
+            weight = weight * smooth
+        w_int, w_scale = quantize_rows(weight)
+        self.register_buffer("weight_int_t", w_int.t().contiguous())  # (K, N), as the GEMM takes it
+        self.register_buffer("weight_scale", w_scale.reshape(-1))
+        self.register_buffer("inv_smooth", None if smooth is None else 1.0 / smooth)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features).float()
+        if self.inv_smooth is not None:
+            x2 = x2 * self.inv_smooth
+        x_int, x_scale = quantize_rows(x2)
+        acc = self.router.matmul(self.layer, self.component, x_int, self.weight_int_t)
+        y = acc.float() * x_scale * self.weight_scale
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}->{self.out_features}, layer={self.layer}, component={self.component}"
+
+
+def quantize_model(
+    model: nn.Module,
+    config: W8A8Config = W8A8Config(),
+    router: GemmRouter | None = None,
+    calibration: torch.Tensor | None = None,
+) -> GemmRouter:
+    """Replace the model's linears (and optionally attention) in place; returns the router to drive.
+
+    `calibration`: (n, seq) token windows, required for SmoothQuant (a few samples suffice).
+    """
+    router = router if router is not None else GemmRouter()
+    targets = _targets(model, config)
+    if not targets:
+        raise ValueError(f"no quantizable linear layers found in {type(model).__name__}")
+    smooth: dict[str, torch.Tensor] = {}
+    if config.smooth_alpha is not None:
+        if calibration is None:
+            raise ValueError("SmoothQuant needs calibration token windows")
+        absmax = input_absmax(model, targets, calibration)
+        modules = dict(model.named_modules())
+        smooth = {n: smoothing_factors(absmax[n], modules[n].weight, config.smooth_alpha) for n in targets}
+    for name, (layer, component) in targets.items():
+        parent_name, _, leaf = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, leaf, QuantLinear(getattr(parent, leaf), layer, component, router, smooth.get(name)))
+    if config.attention:
+        _quantize_attention(model, router)
+    model.register_forward_pre_hook(_stage_hook(router), with_kwargs=True)
+    return router
+
+
+def _targets(model: nn.Module, config: W8A8Config) -> dict[str, tuple[int | None, str]]:
+    found = {}
+    for name, module in model.named_modules():
+        component = MODULE_COMPONENTS.get(name.rpartition(".")[2])
+        if not isinstance(module, nn.Linear) or component is None:
+            continue
+        if component == "lm_head":
+            if config.lm_head:
+                found[name] = (None, component)
+            continue
+        match = _LAYER_INDEX.search(name)
+        if match:
+            found[name] = (int(match[1]), component)
+    return found
+
+
+def _quantize_attention(model: nn.Module, router: GemmRouter) -> None:
+    attentions = [m for m in model.modules() if hasattr(m, "layer_idx") and hasattr(m, "scaling")]
+    if not attentions:
+        raise ValueError(f"{type(model).__name__}: no attention modules with layer_idx to quantize")
+    for module in attentions:
+        module.realm_router = router
+    model.set_attn_implementation(ATTN_IMPLEMENTATION)
+
+
+def _stage_hook(router: GemmRouter):
+    # Decode means the model runs on top of a non-empty KV cache; anything else is prefill.
+    def hook(_module, _args, kwargs):
+        cache = kwargs.get("past_key_values")
+        router.stage = "decode" if cache is not None and cache.get_seq_length() > 0 else "prefill"
+
+    return hook

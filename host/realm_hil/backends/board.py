@@ -26,7 +26,12 @@ def find_pynq_devices() -> list:
     return devices
 
 
-def open_board(**options):
+def open_board(address: str | None = None, **options):
+    """A board on this machine, or with address="HOST:PORT" one served by `realm-hil serve`."""
+    if address is not None:
+        from ..remote.client import open_remote
+
+        return open_remote(address, **options)
     find_pynq_devices()
     from .pynq_backend import open_overlay
 

@@ -42,9 +42,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import bench, gemm, info, run, sweep
+    from . import bench, gemm, info, run, serve, sweep
 
-    for module in (info, gemm, run, bench, sweep):
+    for module in (info, gemm, run, bench, sweep, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
 

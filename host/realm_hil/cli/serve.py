@@ -1,0 +1,84 @@
+"""`realm-hil serve`: expose this machine's accelerator to a workstation over TCP."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import stat
+import threading
+from pathlib import Path
+
+import click
+
+from .. import BACKENDS, open_accelerator
+from ..remote.protocol import TOKEN_ENV, normalize_token, parse_address
+from ..remote.server import RemoteServer, ServerConfig
+
+log = logging.getLogger("realm_hil.remote")
+
+
+def _check_bind(ctx, param, value: str) -> str:
+    try:
+        parse_address(value, listen=True)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _read_token(token_file: Path | None) -> bytes:
+    if token_file is None:
+        token = normalize_token(os.environ.get(TOKEN_ENV, ""))
+        if not token:
+            raise click.UsageError(f"no token: pass --token-file FILE or set {TOKEN_ENV}")
+        return token
+    token = normalize_token(token_file.read_bytes())
+    if not token:
+        raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
+    return token
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.option("--bind", required=True, metavar="ADDR:PORT", callback=_check_bind,
+              help="address to listen on, e.g. 192.168.2.99:5555 (no default: choose the interface)")
+@click.option("--backend", default="board", show_default=True, type=click.Choice(BACKENDS),
+              help="the accelerator to serve")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=f"file holding the shared token [default: ${TOKEN_ENV}]")
+@click.option("--max-elements", default=ServerConfig.max_elements, show_default=True, type=click.IntRange(1),
+              help="largest M*K, K*N and M*N accepted")
+@click.option("--idle-timeout", default=ServerConfig.idle_timeout_s, show_default=True,
+              type=click.FloatRange(0, min_open=True), help="seconds before an idle client is disconnected")
+def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, idle_timeout: float) -> None:
+    """Serve GEMMs, statistics and clock control to one remote client at a time.
+
+    The clock goes back to nominal whenever a client leaves, however it leaves.
+    """
+    token = _read_token(token_file)
+    logging.basicConfig(level=logging.INFO, format="realm-hil: %(message)s")
+    if token_file is not None and stat.S_IMODE(token_file.stat().st_mode) & 0o077:
+        log.warning("token file %s is readable by other users; chmod 600 it", token_file)
+    config = ServerConfig(max_elements=max_elements, idle_timeout_s=idle_timeout)
+    # SIGTERM (systemd, kill) must restore the clock just like Ctrl-C does.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with open_accelerator(backend) as acc, RemoteServer(acc, token, bind, config) as server:
+            log.info("serving %s on %s, nominal clock %g MHz; Ctrl-C to stop",
+                     acc.name, server.address, server.nominal_mhz)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                log.info("stopping")
+        log.info("stopped; clock restored to %g MHz", server.nominal_mhz)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+COMMANDS = [serve]

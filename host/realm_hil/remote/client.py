@@ -1,0 +1,303 @@
+"""RemoteAccelerator: the Accelerator interface, served by `realm-hil serve` on another machine.
+
+Requests are pipelined: a writer thread sends, a reader thread matches replies to requests by id,
+so several GEMMs can be in flight (submit / gemm_many) and network latency overlaps with the
+board's work. Every wait is bounded by `timeout`; a connection that fails or times out fails all
+outstanding requests with a one-line BackendUnavailable and stays failed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import os
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from functools import partial
+
+import numpy as np
+
+from ..backends.base import Accelerator
+from ..errors import BackendUnavailable
+from ..stats import GemmStats, PolicyConfig
+from ..tiling import validate_operands
+from .protocol import (
+    TOKEN_ENV,
+    VERSION,
+    ProtocolError,
+    encode_frame,
+    normalize_token,
+    parse_address,
+    recv_frame,
+    stats_from_wire,
+    token_mac,
+    tune_socket,
+)
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class PendingGemm:
+    """A submitted GEMM; result() waits for it (bounded by the accelerator's timeout)."""
+
+    accelerator: RemoteAccelerator
+    future: concurrent.futures.Future
+
+    def result(self) -> tuple[np.ndarray, GemmStats]:
+        y, stats = self.accelerator._wait(self.future)
+        self.accelerator.last_stats = stats
+        return y, stats
+
+
+class RemoteAccelerator(Accelerator):
+    """An accelerator on a `realm-hil serve` host; `name` and info() are the served backend's."""
+
+    def __init__(self, address: str, token: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 window: int = 8) -> None:
+        host, port = parse_address(address)
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        key = normalize_token(os.environ.get(TOKEN_ENV, "") if token is None else token)
+        if not key:
+            raise BackendUnavailable(f"no token for the realm-hil server at {address}: "
+                                     f"pass token= or set {TOKEN_ENV}")
+        self.address = address
+        self.timeout = timeout
+        sock = _connect(host, port, timeout, address)
+        try:
+            ready = _handshake(sock, key, address, timeout)
+            tune_socket(sock)
+            sock.settimeout(None)  # from here on, waits are bounded per reply instead (see _wait)
+        except BaseException:
+            sock.close()
+            raise
+        info = ready["info"]
+        super().__init__(int(info["array_n"]))
+        self.name = str(info["backend"])
+        self.policy = PolicyConfig(**ready["policy"])
+        self.max_elements = int(ready["limits"]["max_elements"])
+        self._clock = float(info["clock_mhz"])
+        self._sock = sock
+        self._window = threading.BoundedSemaphore(window)
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[concurrent.futures.Future, Callable]] = {}
+        self._ids = itertools.count()
+        self._broken: str | None = None
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read_loop, name="realm-hil remote reader", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="realm-hil remote writer", daemon=True)
+        self._reader.start()
+        self._writer.start()
+
+    def submit(self, x: np.ndarray, w: np.ndarray) -> PendingGemm:
+        """Send a GEMM without waiting for it; up to `window` GEMMs are in flight at once."""
+        self._check_gemm(x, w)
+        decode = partial(_decode_gemm, (x.shape[0], w.shape[1]))
+        return PendingGemm(self, self._call({"op": "gemm"}, [("x", x), ("w", w)], decode))
+
+    def gemm_many(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, GemmStats]]:
+        """GEMMs pipelined over the connection; (y, stats) of each, in order."""
+        return [pending.result() for pending in [self.submit(x, w) for x, w in pairs]]
+
+    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
+        return self.submit(x, w).result()
+
+    def _check_gemm(self, x: np.ndarray, w: np.ndarray) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.name} accelerator is closed")
+        validate_operands(x, w)
+        (m, k), n = x.shape, w.shape[1]
+        for name, count in (("M*K", m * k), ("K*N", k * n), ("M*N", m * n)):
+            if count > self.max_elements:
+                raise ValueError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
+                                 f"limit of {self.max_elements} elements")
+
+    def set_clock(self, mhz: float, *, force: bool = False) -> float:
+        reply = self._wait(self._call({"op": "set_clock", "mhz": float(mhz), "force": bool(force)}))
+        self._clock = float(reply["mhz"])
+        return self._clock
+
+    @property
+    def clock_mhz(self) -> float:
+        # Only this client can change the served clock while it holds the session.
+        return self._clock
+
+    def set_policy(self, policy: PolicyConfig) -> None:
+        self._wait(self._call({"op": "set_policy", "policy": asdict(policy)}))
+        self.policy = policy
+
+    def info(self) -> dict:
+        info = self._wait(self._call({"op": "info"}))["info"]
+        self._clock = float(info["clock_mhz"])
+        return {**info, "remote": self.address}
+
+    def server_stats(self) -> GemmStats | None:
+        """The statistics the served backend holds for its most recent GEMM."""
+        return self._wait(self._call({"op": "stats"}, decode=_decode_stats))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        self._fail(f"the connection to {self.address} is closed")
+        self._outbox.put(None)
+        for thread in (self._reader, self._writer):
+            thread.join(self.timeout)
+        self._sock.close()
+
+    def _call(self, header: dict, arrays: list = (), decode: Callable = lambda header, arrays: header):
+        if self._closed:
+            raise RuntimeError(f"{self.name} accelerator is closed")
+        if not self._window.acquire(timeout=self.timeout):
+            raise self._timed_out()
+        future = concurrent.futures.Future()
+        future.add_done_callback(lambda _: self._window.release())
+        request_id = next(self._ids)
+        frame = encode_frame(dict(header, id=request_id), arrays)
+        with self._lock:
+            if self._broken is None:
+                self._pending[request_id] = (future, decode)
+                self._outbox.put(frame)
+                return future
+            reason = self._broken
+        future.set_exception(BackendUnavailable(reason))
+        return future
+
+    def _wait(self, future: concurrent.futures.Future):
+        try:
+            return future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            raise self._timed_out() from None
+
+    def _timed_out(self) -> BackendUnavailable:
+        reason = f"no reply from the realm-hil server at {self.address} within {self.timeout:g} s"
+        self._fail(reason)
+        return BackendUnavailable(reason)
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            if self._broken is None:
+                self._broken = reason
+            pending, self._pending = self._pending, {}
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        for future, _ in pending.values():
+            future.set_exception(BackendUnavailable(self._broken))
+
+    def _write_loop(self) -> None:
+        while (frame := self._outbox.get()) is not None:
+            try:
+                self._sock.sendall(frame)
+            except OSError as exc:
+                self._fail(f"lost the connection to {self.address}: {exc}")
+                return
+
+    def _read_loop(self) -> None:
+        # Sanity bound against a corrupted length: the int32 result, at most ~330 bytes of statistics
+        # per tile (a GEMV with N = max_elements has N / array_n tiles), and room for `extra`.
+        tiles = self.max_elements // self.array_n**2 + (self.max_elements + 1) // self.array_n + 1
+        max_payload = 4 * self.max_elements + 512 * tiles + (1 << 24)
+        try:
+            while True:
+                header, arrays = recv_frame(self._sock, max_payload)
+                self._deliver(header, arrays)
+        except (OSError, ProtocolError) as exc:
+            self._fail(f"lost the connection to {self.address}: {exc}")
+        except _ServerClosed as exc:
+            self._fail(str(exc))
+
+    def _deliver(self, header: dict, arrays: dict) -> None:
+        request_id = header.get("id")
+        with self._lock:
+            future, decode = self._pending.pop(request_id, (None, None))
+        if future is None:
+            if header.get("ok") is False:
+                raise _ServerClosed(f"the realm-hil server at {self.address} closed the session: "
+                                    f"{header.get('message')}")
+            raise ProtocolError(f"reply to unknown request {request_id!r}")
+        if header.get("ok") is not True:
+            future.set_exception(self._request_error(header))
+            return
+        try:
+            future.set_result(decode(header, arrays))
+        except (ProtocolError, KeyError, TypeError, ValueError) as exc:
+            future.set_exception(BackendUnavailable(f"bad reply from {self.address}: {exc}"))
+            raise ProtocolError(f"bad reply: {exc}") from None
+
+    def _request_error(self, header: dict) -> Exception:
+        kind, message = header.get("error"), " ".join(str(header.get("message", "")).split())
+        if kind == "value":
+            return ValueError(message)
+        if kind == "unavailable":
+            return BackendUnavailable(f"{self.address}: {message}")
+        return RuntimeError(f"realm-hil server at {self.address}: {message}")
+
+
+class _ServerClosed(Exception):
+    pass
+
+
+def _decode_gemm(shape: tuple[int, int], header: dict, arrays: dict) -> tuple[np.ndarray, GemmStats]:
+    y = arrays.get("y")
+    if y is None or y.dtype != np.int32 or y.shape != shape:
+        raise ProtocolError(f"GEMM result should be int32 {shape}")
+    return y, stats_from_wire(header, arrays)
+
+
+def _decode_stats(header: dict, arrays: dict) -> GemmStats | None:
+    return stats_from_wire(header, arrays) if header.get("stats") else None
+
+
+def _connect(host: str, port: int, timeout: float, address: str) -> socket.socket:
+    where = f"the realm-hil server at {address}"
+    try:
+        return socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise BackendUnavailable(
+            f"cannot reach {where}: connection refused (is `realm-hil serve` running?)") from None
+    except TimeoutError:
+        raise BackendUnavailable(f"cannot reach {where}: no answer within {timeout:g} s") from None
+    except socket.gaierror as exc:
+        raise BackendUnavailable(f"cannot reach {where}: unknown host {host!r} ({exc.strerror})") from None
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot reach {where}: {exc.strerror or exc}") from None
+
+
+def _handshake(sock: socket.socket, key: bytes, address: str, timeout: float) -> dict:
+    where = f"the realm-hil server at {address}"
+    sock.settimeout(timeout)
+    try:
+        challenge, _ = recv_frame(sock, max_payload=0)
+        if challenge.get("op") == "challenge":
+            mac = token_mac(key, bytes.fromhex(challenge["nonce"]))
+            sock.sendall(encode_frame({"op": "hello", "mac": mac.hex()}))
+            ready, _ = recv_frame(sock, max_payload=0)
+            if ready.get("op") == "ready" and ready.get("ok") is True:
+                return ready
+            challenge = ready
+    except TimeoutError:
+        raise BackendUnavailable(f"{where} did not answer within {timeout:g} s") from None
+    except (ProtocolError, KeyError, TypeError, ValueError) as exc:
+        raise BackendUnavailable(f"{address} does not speak realm-hil protocol v{VERSION}: {exc}") from None
+    except OSError as exc:
+        raise BackendUnavailable(f"{where} dropped the connection during the handshake: {exc}") from None
+    error = challenge.get("error")
+    if error == "busy":
+        raise BackendUnavailable(f"{where} is busy: another client is connected")
+    if error == "auth":
+        raise BackendUnavailable(f"{where} rejected the token (check {TOKEN_ENV} or token=)")
+    raise BackendUnavailable(f"{where} refused the connection: {challenge.get('message', challenge)}")
+
+
+def open_remote(address: str, token: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                window: int = 8) -> RemoteAccelerator:
+    """Connect to `realm-hil serve` at HOST:PORT; the token defaults to $REALM_HIL_TOKEN."""
+    return RemoteAccelerator(address, token, timeout, window)

@@ -1,0 +1,256 @@
+"""Wire format of the remote accelerator: length-prefixed frames of a JSON header and raw buffers.
+
+A frame is a fixed prefix (magic, protocol version, header length, payload length), a UTF-8
+JSON object, then the payload: the arrays the header's "buffers" list describes as
+[name, dtype, shape], concatenated in that order, each starting at a multiple of 8 bytes so the
+receiver can view them in place with numpy. Arrays never go through JSON: a 64x576x576 GEMM
+moves ~0.5 MB, and decoding that from text would cost more than the GEMM itself.
+
+Only little-endian integer and bool dtypes cross the wire, so a frame can be validated from its
+header alone (sizes, shapes, dtypes) before any payload byte is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import socket
+import struct
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ..stats import GemmStats, TileStats
+
+MAGIC = b"RHIL"
+VERSION = 1
+PREFIX = struct.Struct("!4sHxxIQ")
+MAX_HEADER_BYTES = 64 * 1024
+ALIGN = 8
+WIRE_DTYPES = frozenset({"|i1", "|u1", "|b1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"})
+TILE_FIELDS = tuple(f.name for f in fields(TileStats))
+TOKEN_ENV = "REALM_HIL_TOKEN"
+
+
+class ProtocolError(Exception):
+    """A frame or request that breaks the protocol; `kind` is the error code sent back."""
+
+    def __init__(self, message: str, kind: str = "protocol", fatal: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        # Fatal: the byte stream can no longer be trusted to be at a frame boundary.
+        self.fatal = fatal
+        self.request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Prefix:
+    header_len: int
+    payload_len: int
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    offset: int
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def normalize_token(token: str | bytes) -> bytes:
+    """Surrounding whitespace (a token file's trailing newline) is not part of the token."""
+    return (token.encode() if isinstance(token, str) else bytes(token)).strip()
+
+
+def token_mac(token: bytes, nonce: bytes) -> bytes:
+    """Challenge response: proves the token without sending it, and a recorded reply is useless later."""
+    return hmac.new(token, nonce, hashlib.sha256).digest()
+
+
+def parse_address(address: str, *, listen: bool = False) -> tuple[str, int]:
+    """'HOST:PORT' or '[v6]:PORT' -> (host, port); port 0 (any free port) only for listening."""
+    host, sep, port_text = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text.isdigit():
+        raise ValueError(f"address must be HOST:PORT (e.g. 192.168.2.99:5555), got {address!r}")
+    port = int(port_text)
+    if not (0 if listen else 1) <= port <= 65535:
+        raise ValueError(f"port must be in 1..65535, got {port}")
+    return host, port
+
+
+def tune_socket(sock: socket.socket) -> None:
+    """No Nagle delay on small replies; keepalive so a peer that vanished without a FIN is noticed."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def _wire_dtype(a: np.ndarray) -> str:
+    return a.dtype.newbyteorder("<").str
+
+
+def _pad(n: int) -> int:
+    return -n % ALIGN
+
+
+def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = ()) -> bytes:
+    """One frame; arrays are converted to little-endian contiguous copies, so callers may reuse theirs."""
+    wire = []
+    for name, a in arrays:
+        a = np.asarray(a)
+        if _wire_dtype(a) not in WIRE_DTYPES:
+            raise ValueError(f"array {name!r} has dtype {a.dtype}, which does not cross the wire")
+        wire.append((name, np.ascontiguousarray(a, dtype=_wire_dtype(a))))
+    header = dict(header, buffers=[[name, a.dtype.str, list(a.shape)] for name, a in wire])
+    head = json.dumps(header, separators=(",", ":"), default=_json_default).encode()
+    parts, payload_len = [], 0
+    for _, a in wire:
+        parts += [a.tobytes(), bytes(_pad(a.nbytes))]
+        payload_len += a.nbytes + _pad(a.nbytes)
+    return b"".join([PREFIX.pack(MAGIC, VERSION, len(head), payload_len), head, *parts])
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()  # only small diagnostic values in `extra`/`info`; bulk data is raw
+    # Metadata is diagnostic: a readable form beats failing the request that carries it.
+    return str(value)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytearray:
+    """Exactly n bytes; ConnectionError when the peer closes first."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        if k == 0:
+            raise ConnectionError(f"peer closed the connection after {got} of {n} bytes")
+        got += k
+    return buf
+
+
+def recv_discard(sock: socket.socket, n: int) -> None:
+    scratch = bytearray(min(n, 1 << 16))
+    while n > 0:
+        k = sock.recv_into(scratch, min(n, len(scratch)))
+        if k == 0:
+            raise ConnectionError("peer closed the connection inside a frame")
+        n -= k
+
+
+def recv_prefix(sock: socket.socket, max_payload: int) -> Prefix:
+    magic, version, header_len, payload_len = PREFIX.unpack(recv_exact(sock, PREFIX.size))
+    if magic != MAGIC:
+        raise ProtocolError("not a realm-hil frame (bad magic)", fatal=True)
+    if version != VERSION:
+        raise ProtocolError(f"protocol version {version} unsupported; this side speaks {VERSION}",
+                            kind="version", fatal=True)
+    if not 2 <= header_len <= MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {header_len} bytes outside 2..{MAX_HEADER_BYTES}", fatal=True)
+    if payload_len > max_payload:
+        raise ProtocolError(f"payload of {payload_len} bytes exceeds the limit of {max_payload}",
+                            kind="too_large", fatal=True)
+    return Prefix(header_len, payload_len)
+
+
+def parse_header(raw: bytes) -> dict:
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header must be a JSON object")
+    return header
+
+
+def buffer_layout(header: dict, payload_len: int) -> dict[str, BufferSpec]:
+    """Check the header's buffer list against the payload length; name -> where each buffer lies."""
+    specs, offset = {}, 0
+    entries = header.get("buffers", [])
+    if not isinstance(entries, list):
+        raise ProtocolError("'buffers' must be a list")
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+                and isinstance(entry[1], str) and isinstance(entry[2], list)):
+            raise ProtocolError(f"buffer descriptor must be [name, dtype, shape], got {entry!r}"[:200])
+        name, dtype, shape = entry
+        if dtype not in WIRE_DTYPES:
+            raise ProtocolError(f"buffer {name!r}: dtype {dtype!r} not allowed", kind="value")
+        if len(shape) > 4 or not all(type(d) is int and 0 <= d <= payload_len for d in shape):
+            raise ProtocolError(f"buffer {name!r}: bad shape {shape!r}"[:200], kind="value")
+        if name in specs:
+            raise ProtocolError(f"buffer {name!r} appears twice")
+        spec = BufferSpec(name, np.dtype(dtype), tuple(shape), offset)
+        offset += spec.nbytes + _pad(spec.nbytes)
+        if offset > payload_len:
+            break
+        specs[name] = spec
+    if offset != payload_len:
+        raise ProtocolError(f"buffers describe {offset} bytes but the payload has {payload_len}")
+    return specs
+
+
+def view_buffers(payload: bytearray, specs: dict[str, BufferSpec]) -> dict[str, np.ndarray]:
+    """Arrays viewing the payload in place (writable; they keep the payload alive)."""
+    return {
+        s.name: np.frombuffer(payload, s.dtype, math.prod(s.shape), s.offset).reshape(s.shape)
+        for s in specs.values()
+    }
+
+
+def recv_frame(sock: socket.socket, max_payload: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """A whole frame, for the side that trusts its peer's framing (the client reading replies)."""
+    prefix = recv_prefix(sock, max_payload)
+    header = parse_header(recv_exact(sock, prefix.header_len))
+    specs = buffer_layout(header, prefix.payload_len)
+    return header, view_buffers(recv_exact(sock, prefix.payload_len), specs)
+
+
+def stats_to_wire(stats: GemmStats) -> tuple[dict, list[tuple[str, np.ndarray]]]:
+    """Tile arrays travel narrowed to the smallest unsigned type holding their values (a histogram
+    bin of a tile never exceeds the array size, yet is int64 in memory: ~5x fewer bytes), and the
+    header records each original dtype so the receiver rebuilds them exactly."""
+    columns = [getattr(stats.tiles, name) for name in TILE_FIELDS]
+    arrays = [(f"tiles.{name}", _narrow(a)) for name, a in zip(TILE_FIELDS, columns, strict=True)]
+    raw = {k for k, v in stats.extra.items() if isinstance(v, np.ndarray) and _wire_dtype(v) in WIRE_DTYPES}
+    extra = {k: v for k, v in stats.extra.items() if k not in raw}
+    arrays += [(f"extra.{k}", stats.extra[k]) for k in raw]
+    dtypes = [_wire_dtype(a) for a in columns]
+    return {"tile_grid": list(stats.tile_grid), "tile_dtypes": dtypes, "extra": extra}, arrays
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind not in "iu" or a.size == 0 or a.min() < 0:
+        return a
+    top = int(a.max())
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return a.astype(dtype)
+    return a
+
+
+def stats_from_wire(meta: dict, arrays: dict[str, np.ndarray]) -> GemmStats:
+    missing = [name for name in TILE_FIELDS if f"tiles.{name}" not in arrays]
+    if missing:
+        raise ProtocolError(f"statistics reply lacks {', '.join(missing)}")
+    dtypes = meta.get("tile_dtypes")
+    if not (isinstance(dtypes, list) and len(dtypes) == len(TILE_FIELDS) and set(dtypes) <= WIRE_DTYPES):
+        raise ProtocolError("statistics reply lacks valid tile dtypes")
+    tiles = TileStats(**{name: arrays[f"tiles.{name}"].astype(dtype, copy=False)
+                         for name, dtype in zip(TILE_FIELDS, dtypes, strict=True)})
+    extra = dict(meta.get("extra", {}))
+    extra.update({k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")})
+    return GemmStats(tiles, tuple(meta["tile_grid"]), extra)

@@ -1,0 +1,332 @@
+"""Serve one accelerator to one authenticated client at a time over TCP.
+
+Every request is checked from its header (op, ids, dtypes, shapes, size bounds) before its payload
+is read or the backend is touched, and whatever way a session ends -- clean close, crash, garbage,
+timeout, Ctrl-C -- the backend's clock and policy go back to what they were at startup, because a
+board left overclocked by a vanished client corrupts the next user's results silently.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from ..backends.base import Accelerator
+from ..errors import RealmError
+from ..stats import PolicyConfig
+from .protocol import (
+    ALIGN,
+    ProtocolError,
+    buffer_layout,
+    encode_frame,
+    normalize_token,
+    parse_address,
+    parse_header,
+    recv_discard,
+    recv_exact,
+    recv_prefix,
+    stats_to_wire,
+    token_mac,
+    tune_socket,
+    view_buffers,
+)
+
+log = logging.getLogger("realm_hil.remote")
+
+OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info"})
+_POLICY_FIELDS = tuple(f.name for f in fields(PolicyConfig))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    max_elements: int = 1 << 24  # bound on M*K, K*N and M*N of one GEMM
+    handshake_timeout_s: float = 10.0  # an unauthenticated peer holds the only session slot meanwhile
+    io_timeout_s: float = 30.0  # for the rest of a frame once it has started, and for each reply
+    idle_timeout_s: float = 600.0  # between requests; frees the board from a forgotten session
+
+    def __post_init__(self) -> None:
+        if self.max_elements < 1:
+            raise ValueError(f"max_elements must be >= 1, got {self.max_elements}")
+        for name in ("handshake_timeout_s", "io_timeout_s", "idle_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def max_payload(self) -> int:
+        return 2 * (self.max_elements + ALIGN)
+
+
+def error_reply(request_id, kind: str, message: str) -> bytes:
+    return encode_frame({"id": request_id, "ok": False, "error": kind, "message": message})
+
+
+class RemoteServer:
+    """Binds at construction; serve_forever() until close() (or Ctrl-C in the caller)."""
+
+    def __init__(self, backend: Accelerator, token: str | bytes, address: str,
+                 config: ServerConfig | None = None) -> None:
+        token = normalize_token(token)
+        if not token:
+            raise ValueError("the shared token must not be empty")
+        host, port = parse_address(address, listen=True)
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE)[0]
+        self.backend = backend
+        self.config = config or ServerConfig()
+        self.nominal_mhz = backend.clock_mhz
+        self._startup_policy = backend.policy
+        self._token = token
+        self._listener = socket.create_server(sockaddr[:2], family=family)
+        self._stop = threading.Event()
+        self._slot = threading.Lock()
+        self._lock = threading.Lock()
+        self._conn: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def serve_forever(self, poll_s: float = 0.2) -> None:
+        self._listener.settimeout(poll_s)  # so close() from another thread is noticed promptly
+        while not self._stop.is_set():
+            try:
+                conn, peer = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if self._stop.is_set():
+                    return
+                # e.g. out of file descriptors under a connection flood: wait it out, keep serving
+                log.warning("accept failed: %s", exc)
+                time.sleep(poll_s)
+                continue
+            if not self._slot.acquire(blocking=False):
+                self._refuse_busy(conn, peer)
+                continue
+            with self._lock:
+                if self._stop.is_set():  # close() ran while we accepted: it will not join this session
+                    conn.close()
+                    self._slot.release()
+                    return
+                self._conn = conn
+                self._thread = threading.Thread(target=self._session, args=(conn, peer),
+                                                name=f"realm-hil session {peer[0]}", daemon=True)
+                self._thread.start()
+
+    def _refuse_busy(self, conn: socket.socket, peer) -> None:
+        log.info("refused %s: busy", _peer(peer))
+        with conn:
+            try:
+                conn.settimeout(1.0)
+                conn.sendall(error_reply(None, "busy", "server busy: another client is connected"))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Stop accepting and end the current session, which restores the nominal clock."""
+        with self._lock:
+            self._stop.set()
+            conn, thread = self._conn, self._thread
+        if conn is not None:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if thread is not None:
+            thread.join()
+        self._listener.close()
+
+    def __enter__(self) -> RemoteServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _session(self, conn: socket.socket, peer) -> None:
+        who = _peer(peer)
+        try:
+            with conn:
+                tune_socket(conn)
+                if self._handshake(conn, who):
+                    log.info("client %s connected", who)
+                    self._serve_client(conn)
+        except (OSError, ProtocolError) as exc:
+            log.info("client %s gone: %s", who, exc)
+        except Exception:
+            log.exception("session with %s failed", who)
+        finally:
+            with self._lock:
+                self._conn = None
+            self._restore()
+            self._slot.release()
+
+    def _restore(self) -> None:
+        try:
+            self.backend.set_clock(self.nominal_mhz)
+            self.backend.set_policy(self._startup_policy)
+        except Exception:
+            log.exception("could not restore the nominal clock %.3f MHz", self.nominal_mhz)
+
+    def _handshake(self, conn: socket.socket, who: str) -> bool:
+        conn.settimeout(self.config.handshake_timeout_s)
+        nonce = secrets.token_bytes(32)
+        conn.sendall(encode_frame({"op": "challenge", "nonce": nonce.hex()}))
+        prefix = recv_prefix(conn, max_payload=0)
+        hello = parse_header(recv_exact(conn, prefix.header_len))
+        mac = hello.get("mac")
+        try:
+            given = bytes.fromhex(mac) if isinstance(mac, str) else b""
+        except ValueError:
+            given = b""
+        if hello.get("op") != "hello" or not hmac.compare_digest(given, token_mac(self._token, nonce)):
+            log.warning("rejected %s: wrong token", who)
+            conn.sendall(error_reply(None, "auth", "the server rejected the token"))
+            return False
+        conn.sendall(encode_frame({
+            "op": "ready",
+            "ok": True,
+            "info": self.backend.info(),
+            "policy": asdict(self.backend.policy),
+            "limits": {"max_elements": self.config.max_elements},
+        }))
+        return True
+
+    def _serve_client(self, conn: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                header, arrays = self._next_request(conn)
+            except ProtocolError as exc:
+                conn.settimeout(self.config.io_timeout_s)
+                conn.sendall(error_reply(exc.request_id, exc.kind, str(exc)))
+                if exc.fatal:
+                    _linger(conn)
+                    raise
+                continue
+            reply, out = self._dispatch(header, arrays)
+            conn.settimeout(self.config.io_timeout_s)
+            conn.sendall(encode_frame(dict(reply, id=header["id"]), out))
+
+    def _next_request(self, conn: socket.socket) -> tuple[dict, dict[str, np.ndarray]]:
+        conn.settimeout(self.config.idle_timeout_s)
+        try:
+            prefix = recv_prefix(conn, self.config.max_payload)
+        except TimeoutError:
+            raise ProtocolError(f"no request for {self.config.idle_timeout_s:g} s; closing the session",
+                                kind="idle", fatal=True) from None
+        conn.settimeout(self.config.io_timeout_s)
+        header = None
+        try:
+            header = parse_header(recv_exact(conn, prefix.header_len))
+            specs = buffer_layout(header, prefix.payload_len)
+            self._check_request(header, specs)
+        except ProtocolError as exc:
+            if header is not None and _is_id(header.get("id")):
+                exc.request_id = header["id"]
+            recv_discard(conn, prefix.payload_len)
+            raise
+        return header, view_buffers(recv_exact(conn, prefix.payload_len), specs)
+
+    def _check_request(self, header: dict, specs: dict) -> None:
+        if not _is_id(header.get("id")):
+            raise ProtocolError("request needs an integer 'id' >= 0")
+        op = header.get("op")
+        if op not in OPS:
+            raise ProtocolError(f"unknown op {op!r}"[:200])
+        if op != "gemm":
+            if specs:
+                raise ProtocolError(f"op {op!r} takes no buffers")
+            return
+        if set(specs) != {"x", "w"}:
+            raise ProtocolError(f"gemm needs buffers x and w, got {sorted(specs)}"[:200])
+        x, w = specs["x"], specs["w"]
+        for s, what in ((x, "(M, K)"), (w, "(K, N)")):
+            if s.dtype != np.int8:
+                raise ProtocolError(f"{s.name} must have dtype int8, got {s.dtype}", kind="value")
+            if len(s.shape) != 2 or min(s.shape) < 1:
+                raise ProtocolError(f"{s.name} must be 2-D {what} with every dimension >= 1, got {s.shape}",
+                                    kind="value")
+        (m, k), (k2, n) = x.shape, w.shape
+        if k != k2:
+            raise ProtocolError(f"inner dimensions differ: x is {x.shape} and w is {w.shape}", kind="value")
+        limit = self.config.max_elements
+        for name, count in (("M*K", m * k), ("K*N", k * n), ("M*N", m * n)):
+            if count > limit:
+                raise ProtocolError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
+                                    f"limit of {limit} elements", kind="value")
+
+    def _dispatch(self, header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, list]:
+        try:
+            return getattr(self, f"_op_{header['op']}")(header, arrays)
+        except ValueError as exc:
+            return {"ok": False, "error": "value", "message": str(exc)}, []
+        except RealmError as exc:
+            return {"ok": False, "error": "unavailable", "message": str(exc)}, []
+        except Exception as exc:
+            log.exception("backend failed on %s", header["op"])
+            return {"ok": False, "error": "backend", "message": f"{type(exc).__name__}: {exc}"}, []
+
+    def _op_gemm(self, header: dict, arrays: dict) -> tuple[dict, list]:
+        y = self.backend.gemm(arrays["x"], arrays["w"])
+        meta, stats_arrays = stats_to_wire(self.backend.last_stats)
+        return {"ok": True, **meta}, [("y", y), *stats_arrays]
+
+    def _op_stats(self, header: dict, arrays: dict) -> tuple[dict, list]:
+        if self.backend.last_stats is None:
+            return {"ok": True, "stats": False}, []
+        meta, stats_arrays = stats_to_wire(self.backend.last_stats)
+        return {"ok": True, "stats": True, **meta}, stats_arrays
+
+    def _op_set_clock(self, header: dict, arrays: dict) -> tuple[dict, list]:
+        mhz, force = header.get("mhz"), header.get("force", False)
+        if type(mhz) not in (int, float) or not math.isfinite(mhz) or mhz <= 0:
+            raise ValueError(f"clock must be a positive finite frequency in MHz, got {mhz!r}"[:200])
+        if type(force) is not bool:
+            raise ValueError("force must be true or false")
+        return {"ok": True, "mhz": self.backend.set_clock(float(mhz), force=force)}, []
+
+    def _op_set_policy(self, header: dict, arrays: dict) -> tuple[dict, list]:
+        policy = header.get("policy")
+        if not isinstance(policy, dict) or not set(policy) <= set(_POLICY_FIELDS):
+            raise ValueError(f"policy must be an object with keys among {', '.join(_POLICY_FIELDS)}")
+        for key, value in policy.items():
+            expected = str if key == "mode" else int
+            if type(value) is not expected:
+                raise ValueError(f"policy field {key} must be {expected.__name__}, got {value!r}"[:200])
+        self.backend.set_policy(PolicyConfig(**policy))
+        return {"ok": True}, []
+
+    def _op_info(self, header: dict, arrays: dict) -> tuple[dict, list]:
+        return {"ok": True, "info": self.backend.info()}, []
+
+
+def _linger(conn: socket.socket, seconds: float = 1.0) -> None:
+    """Drain briefly before closing: closing with unread input sends a RST that can destroy the
+    error reply before the peer reads it."""
+    deadline = time.monotonic() + seconds
+    scratch = bytearray(1 << 16)
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            if conn.recv_into(scratch) == 0:
+                return
+    except OSError:
+        pass
+
+
+def _is_id(value) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _peer(peer) -> str:
+    return f"{peer[0]}:{peer[1]}"

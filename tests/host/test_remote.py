@@ -1,0 +1,351 @@
+"""Remote accelerator over loopback: exactness, pipelining, authentication, hostile clients, clock restore."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import realm_hil
+from realm_hil.cli.serve import serve
+from realm_hil.errors import BackendUnavailable
+from realm_hil.remote import RemoteServer, ServerConfig, open_remote
+from realm_hil.remote.protocol import (
+    MAGIC,
+    PREFIX,
+    VERSION,
+    encode_frame,
+    normalize_token,
+    parse_address,
+    recv_frame,
+    token_mac,
+)
+from realm_hil.stats import PolicyConfig
+from realm_hil.tiling import int32_gemm
+
+TOKEN = "loopback-test-token"
+NOMINAL = 100.0
+LIMIT = 1 << 20
+CONFIG = ServerConfig(max_elements=LIMIT, handshake_timeout_s=3, io_timeout_s=3)
+
+
+def operands(rng, m, k, n):
+    return (rng.integers(-128, 128, size=(m, k), dtype=np.int8),
+            rng.integers(-128, 128, size=(k, n), dtype=np.int8))
+
+
+class Served:
+    def __init__(self, backend, config=CONFIG):
+        self.backend = backend
+        self.server = RemoteServer(backend, TOKEN, "127.0.0.1:0", config)
+        self.address = self.server.address
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.close()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def served():
+    with realm_hil.open_accelerator("reference", nominal_mhz=NOMINAL) as backend:
+        s = Served(backend)
+        yield s
+        s.close()
+
+
+def connect(address, **kwargs):
+    return open_remote(address, kwargs.pop("token", TOKEN), timeout=kwargs.pop("timeout", 5), **kwargs)
+
+
+def connect_when_free(address, deadline_s=5.0):
+    """The server notices a vanished client asynchronously; until then it is rightly busy."""
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return connect(address)
+        except BackendUnavailable as exc:
+            if "busy" not in str(exc) or time.monotonic() > end:
+                raise
+            time.sleep(0.02)
+
+
+def raw_session(address):
+    sock = socket.create_connection(parse_address(address), timeout=5)
+    challenge, _ = recv_frame(sock, 0)
+    mac = token_mac(normalize_token(TOKEN), bytes.fromhex(challenge["nonce"]))
+    sock.sendall(encode_frame({"op": "hello", "mac": mac.hex()}))
+    ready, _ = recv_frame(sock, 0)
+    assert ready["op"] == "ready"
+    return sock
+
+
+def raw_frame(header, payload=b"", payload_len=None):
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    size = len(payload) if payload_len is None else payload_len
+    return PREFIX.pack(MAGIC, VERSION, len(head), size) + head + payload
+
+
+def reply(sock):
+    header, arrays = recv_frame(sock, 1 << 24)
+    return header
+
+
+def assert_same_stats(remote, local):
+    assert remote.tile_grid == local.tile_grid
+    assert remote.tiles.equals(local.tiles)
+    assert remote.totals() == local.totals()
+
+
+def test_exact_results_and_stats_match_local(served):
+    rng = np.random.default_rng(1)
+    policy = PolicyConfig.from_floats("statistical", alpha=0.5, beta=2.0, freq_min=2)
+    shapes = [(1, 1, 1), (8, 8, 8), (64, 576, 576), (3, 1000, 5)]
+    shapes += [tuple(rng.integers(1, 200, 3)) for _ in range(12)]
+    with connect(served.address) as remote, realm_hil.open_accelerator("reference") as local:
+        assert (remote.name, remote.array_n, remote.clock_mhz) == ("reference", 8, NOMINAL)
+        remote.set_policy(policy)
+        local.set_policy(policy)
+        for m, k, n in shapes:
+            x, w = operands(rng, m, k, n)
+            y = remote.gemm(x, w)
+            assert y.dtype == np.int32 and np.array_equal(y, int32_gemm(x, w))
+            local.gemm(x, w)
+            assert_same_stats(remote.last_stats, local.last_stats)
+        assert_same_stats(remote.server_stats(), local.last_stats)
+        # strided and transposed operands are made contiguous, not misread
+        x, w = operands(rng, 40, 30, 20)
+        assert np.array_equal(remote.gemm(x[::2], np.asfortranarray(w)), int32_gemm(x[::2], w))
+
+
+def test_pipelined_requests(served):
+    rng = np.random.default_rng(2)
+    pairs = [operands(rng, *rng.integers(1, 150, 3)) for _ in range(16)]
+    with connect(served.address, window=4) as remote, realm_hil.open_accelerator("reference") as local:
+        results = remote.gemm_many(pairs)
+        for (x, w), (y, stats) in zip(pairs, results, strict=True):
+            assert np.array_equal(y, int32_gemm(x, w))
+            local.gemm(x, w)
+            assert_same_stats(stats, local.last_stats)
+        pending = [remote.submit(x, w) for x, w in pairs[:4]]
+        for (x, w), p in reversed(list(zip(pairs[:4], pending, strict=True))):
+            assert np.array_equal(p.result()[0], int32_gemm(x, w))
+
+
+def test_clock_policy_and_errors_keep_the_session(served):
+    with connect(served.address) as remote:
+        assert remote.set_clock(150) == 150.0 == remote.clock_mhz == served.backend.clock_mhz
+        assert remote.info()["clock_mhz"] == 150.0
+        with pytest.raises(ValueError, match="positive"):
+            remote.set_clock(-5)
+        with pytest.raises(ValueError, match="int8"):
+            remote.gemm(np.zeros((2, 2), np.float32), np.zeros((2, 2), np.int8))
+        with pytest.raises(ValueError, match="too large"):
+            remote.gemm(np.zeros((2048, 1), np.int8), np.zeros((1, 2048), np.int8))
+        remote.set_policy(PolicyConfig("classic"))
+        assert served.backend.policy == PolicyConfig("classic")
+        x, w = operands(np.random.default_rng(3), 9, 17, 33)
+        assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w))
+    with connect_when_free(served.address) as remote:
+        assert remote.clock_mhz == NOMINAL and remote.policy == PolicyConfig()
+
+
+def test_wrong_token_and_unreachable_server(served):
+    with pytest.raises(BackendUnavailable, match="rejected the token"):
+        connect(served.address, token="not-the-token")
+    with connect_when_free(served.address) as remote:
+        assert remote.info()["backend"] == "reference"
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(BackendUnavailable, match="connection refused"):
+        connect(f"127.0.0.1:{port}")
+
+
+def test_silent_server_times_out():
+    with socket.create_server(("127.0.0.1", 0)) as mute:
+        start = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="did not answer within 0.5 s"):
+            open_remote(f"127.0.0.1:{mute.getsockname()[1]}", TOKEN, timeout=0.5)
+        assert time.monotonic() - start < 3
+
+
+def test_second_client_is_busy(served):
+    with connect(served.address) as first:
+        with pytest.raises(BackendUnavailable, match="busy"):
+            connect(served.address)
+        x, w = operands(np.random.default_rng(4), 5, 6, 7)
+        assert np.array_equal(first.gemm(x, w), int32_gemm(x, w))
+    with connect_when_free(served.address) as second:
+        assert second.clock_mhz == NOMINAL
+
+
+def test_bad_requests_are_refused_and_the_session_continues(served):
+    x = np.zeros((4, 4), np.int8).tobytes()
+    i8, f32 = np.zeros((4, 4), np.int8), np.zeros((4, 4), np.float32)
+    tall, wide = np.zeros((2048, 1), np.int8), np.zeros((1, 2048), np.int8)
+    bad = [
+        (raw_frame(b"{not json"), "not JSON"),
+        (raw_frame({"id": 1, "op": "reboot"}), "unknown op"),
+        (raw_frame({"op": "info"}), "integer 'id'"),
+        (raw_frame({"id": 2, "op": "gemm", "buffers": [["x", "<c8", [2, 1]], ["w", "|i1", [1, 16]]]},
+                   bytes(32)), "not allowed"),
+        (encode_frame({"id": 3, "op": "gemm"}, [("x", f32), ("w", i8)]), "dtype int8"),
+        (raw_frame({"id": 4, "op": "gemm", "buffers": [["x", "|i1", [4, 4]], ["w", "|i1", [4, 4]]]}, x),
+         "payload has 16"),
+        (encode_frame({"id": 5, "op": "gemm"}, [("x", tall), ("w", wide)]), "too large"),
+        (encode_frame({"id": 6, "op": "set_clock", "mhz": "fast"}), "positive finite"),
+        (encode_frame({"id": 7, "op": "set_policy", "policy": {"mode": "classic", "freq_min": True}}),
+         "must be int"),
+        (encode_frame({"id": 8, "op": "set_policy", "policy": {"mode": "bogus"}}), "policy mode"),
+    ]
+    with raw_session(served.address) as sock:
+        for frame, message in bad:
+            sock.sendall(frame)
+            header = reply(sock)
+            assert header["ok"] is False and message in header["message"], header
+        sock.sendall(encode_frame({"id": 9, "op": "info"}))
+        assert reply(sock) == {"id": 9, "ok": True, "info": served.backend.info(), "buffers": []}
+    assert served.backend.clock_mhz == NOMINAL and served.backend.policy == PolicyConfig()
+
+
+@pytest.mark.parametrize("frame, kind", [
+    (os.urandom(64).replace(MAGIC, b"xxxx"), "protocol"),
+    (raw_frame({"id": 1, "op": "gemm", "buffers": [["x", "|i1", [LIMIT, 4096]], ["w", "|i1", [4096, 1]]]},
+               payload_len=LIMIT * 4096 + 4096), "too_large"),
+    (PREFIX.pack(MAGIC, VERSION + 1, 2, 0) + b"{}", "version"),
+])
+def test_garbage_and_oversized_frames_close_only_that_connection(served, frame, kind):
+    with raw_session(served.address) as sock:
+        sock.sendall(frame)
+        header = reply(sock)
+        assert header["ok"] is False and header["error"] == kind and header["id"] is None
+        assert sock.recv(1) == b""
+    x, w = operands(np.random.default_rng(5), 16, 16, 16)
+    with connect_when_free(served.address) as remote:
+        assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w))
+
+
+def test_half_a_frame_then_gone_restores_the_clock(served):
+    x, w = operands(np.random.default_rng(6), 64, 576, 576)
+    frame = encode_frame({"id": 2, "op": "gemm"}, [("x", x), ("w", w)])
+    with raw_session(served.address) as sock:
+        sock.sendall(encode_frame({"id": 1, "op": "set_clock", "mhz": 150}))
+        assert reply(sock)["mhz"] == 150
+        assert served.backend.clock_mhz == 150
+        sock.sendall(frame[: len(frame) // 2])
+    with connect_when_free(served.address) as remote:
+        assert remote.clock_mhz == NOMINAL == served.backend.clock_mhz
+        assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w))
+
+
+KILLED_CLIENT = """
+import sys, numpy as np
+from realm_hil.remote import open_remote
+remote = open_remote(sys.argv[1], sys.argv[2], timeout=10)
+remote.set_clock(150)
+rng = np.random.default_rng(0)
+x = rng.integers(-128, 128, (64, 576), dtype=np.int8)
+pairs = [(x, rng.integers(-128, 128, (576, 576), dtype=np.int8))] * 8
+remote.gemm_many(pairs)
+print("running", flush=True)
+while True:
+    remote.gemm_many(pairs)
+"""
+
+
+def test_killed_client_process_restores_the_clock(served):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, served.address, TOKEN],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        assert served.backend.clock_mhz == 150
+        time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(5)
+    with connect_when_free(served.address) as remote:
+        assert remote.clock_mhz == NOMINAL == served.backend.clock_mhz
+        x, w = operands(np.random.default_rng(7), 33, 65, 17)
+        assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w))
+
+
+def test_idle_client_is_disconnected_and_the_clock_restored():
+    with realm_hil.open_accelerator("reference", nominal_mhz=NOMINAL) as backend:
+        s = Served(backend, ServerConfig(max_elements=LIMIT, idle_timeout_s=0.3))
+        try:
+            remote = connect(s.address)
+            remote.set_clock(150)
+            end = time.monotonic() + 5
+            while backend.clock_mhz != NOMINAL and time.monotonic() < end:
+                time.sleep(0.05)
+            assert backend.clock_mhz == NOMINAL
+            with pytest.raises(BackendUnavailable, match="closed the session: no request for 0.3 s"):
+                remote.info()
+            remote.close()
+        finally:
+            s.close()
+
+
+def test_serve_command_stops_on_ctrl_c_and_restores_the_clock(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from realm_hil.cli.serve import serve; serve()", "--bind", "127.0.0.1:0",
+         "--backend", "reference", "--token-file", str(token_file)],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(5):  # python may warn about something first
+            line = proc.stderr.readline()
+            if "serving reference on" in line:
+                break
+        address = line.split(" on ")[1].split(",")[0]
+        remote = connect(address)
+        assert remote.set_clock(150) == 150
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped; clock restored to 100 MHz" in err
+    with pytest.raises(BackendUnavailable):
+        remote.info()
+    remote.close()
+
+
+def test_serve_command_refuses_without_address_or_token(monkeypatch):
+    monkeypatch.delenv("REALM_HIL_TOKEN", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(serve, ["--backend", "reference"])
+    assert result.exit_code == 2 and "--bind" in result.output
+    result = runner.invoke(serve, ["--bind", "127.0.0.1:0", "--backend", "reference"])
+    assert result.exit_code == 2 and "REALM_HIL_TOKEN" in result.output
+    result = runner.invoke(serve, ["--bind", ":5555", "--backend", "reference"])
+    assert result.exit_code == 2 and "HOST:PORT" in result.output
+
+
+@pytest.mark.sim
+def test_sim_backend_behind_the_server():
+    with realm_hil.open_accelerator("sim") as backend:
+        s = Served(backend)
+        try:
+            rng = np.random.default_rng(8)
+            pairs = [operands(rng, m, k, n) for m, k, n in [(8, 16, 8), (13, 40, 21), (16, 64, 9)]]
+            with connect(s.address) as remote:
+                assert remote.name == "sim"
+                results = remote.gemm_many(pairs)
+                for (x, w), (y, _) in zip(pairs, results, strict=True):
+                    assert np.array_equal(y, int32_gemm(x, w))
+                assert_same_stats(results[-1][1], backend.last_stats)
+        finally:
+            s.close()

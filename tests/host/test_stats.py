@@ -8,6 +8,7 @@ from realm_hil.stats import (
     mitchell_log2_q8,
     theta_from_msd,
     tile_stats,
+    tile_stats_sparse,
 )
 
 
@@ -83,3 +84,13 @@ def test_policy_validation():
         PolicyConfig("sometimes")
     with pytest.raises(ValueError, match="alpha_q8"):
         PolicyConfig("statistical", alpha_q8=1 << 15)
+
+
+@pytest.mark.parametrize("mode", ["off", "classic", "approx", "statistical"])
+def test_sparse_equals_dense(mode):
+    rng = np.random.default_rng(5)
+    d = np.zeros((300, 8), dtype=np.int32)
+    d[rng.choice(300, 9, replace=False), rng.integers(0, 8, 9)] = rng.integers(-(2**31), 2**31, 9)
+    e = np.roll(d, 3, axis=1)
+    policy = PolicyConfig(mode, 128, 512, 0 if mode == "statistical" else 2, 1000)
+    assert tile_stats_sparse(d, e, policy).equals(tile_stats(d, e, policy))

@@ -1,23 +1,64 @@
-"""`realm-hil run`: the main job."""
+"""`realm-hil run`: perplexity of the W8A8 model with its GEMMs on the accelerator, per clock and policy."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
-from ..demo import run_gemm_check
+from ..experiment import POLICY_MODES, RunConfig, run_experiment
 from .options import backend_option
 
 
+def _policies(_ctx, _param, value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in POLICY_MODES]
+    if unknown or not names:
+        raise click.BadParameter(f"choose from {', '.join(POLICY_MODES)} (comma-separated), got {value!r}")
+    return names
+
+
 @click.command()
-@click.option("--board", is_flag=True, help="run on a PYNQ board (same as --backend board)")
+@click.option("--board", "board", default=None, is_flag=False, flag_value="local",
+              help="run on a PYNQ board: alone for this machine's board, or --board HOST:PORT for `realm-hil serve`")
 @backend_option
-@click.option("--seed", default=0, show_default=True, type=int)
-def run(board: bool, backend: str, seed: int) -> None:
-    """Run an LLM-shaped GEMM (64x576x576) on the accelerator and check it against numpy."""
-    result = run_gemm_check("board" if board else backend, 64, 576, 576, seed)
-    click.echo(result.summary())
-    if not result.exact:
-        raise SystemExit(1)
+@click.option("--model", default=RunConfig.model, show_default=True, help="default model, .gguf path, or local HF model")
+@click.option("--text", default=RunConfig.text, show_default=True, help="'gpl3', 'wikitext2' (if cached) or a text file")
+@click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 128, board 256, twin/reference 1024]")
+@click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
+@click.option("--clock-mhz", "clocks", multiple=True, type=float, help="array clock (repeatable) [nominal and 1.12x]")
+@click.option("--abft", "policies", default="none", show_default=True, callback=_policies,
+              help=f"comma-separated policies: {', '.join(POLICY_MODES)}")
+@click.option("--layers", default="all", show_default=True, help="decoder layers to offload, e.g. 0-3,29")
+@click.option("--components", default="linear", show_default=True, help="e.g. q,k,v,o,gate,up,down or linear, all")
+@click.option("--stages", default="all", show_default=True, type=click.Choice(["all", "prefill", "decode"]))
+@click.option("--attention", is_flag=True, help="also offload Q.K^T and S.V")
+@click.option("--profile", default="pynq-z2", show_default=True, help="device timing profile (sim, twin)")
+@click.option("--seed", default=0, show_default=True, type=int, help="per-PE variation map and any random choice")
+@click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="write results.json and table.txt here")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+def run(board, backend, model, text, tokens, window, clocks, policies, layers, components, stages, attention,
+        profile, seed, force_clock, out_dir, as_json) -> None:
+    """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
+    config = RunConfig(
+        backend="board" if board else backend, model=model, text=text, tokens=tokens, window=window,
+        clocks_mhz=list(clocks) or None, policies=policies, seed=seed, layers=layers, components=components,
+        stages=stages, attention=attention, profile=profile,
+        board_address=None if board in (None, "local") else board, force_clock=force_clock,
+    )
+    with click.progressbar(length=1, label="realm-hil run", file=click.get_text_stream("stderr"),
+                           show_pos=True) as bar:
+        def progress(done: int, total: int, label: str) -> None:
+            bar.length = total
+            bar.label = label
+            bar.update(done - bar.pos)
+
+        report = run_experiment(config, progress)
+    if out_dir is not None:
+        report.save(out_dir)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
 
 
 COMMANDS = [run]

@@ -78,6 +78,9 @@ class GemmStats:
 
     tiles: TileStats
     tile_grid: tuple[int, int] = (0, 0)  # tiles along M and along N, row-major order
+    # per-tile column and row deviations d_c, e_r (tiles, n) int32: what locates an isolated error
+    col_dev: np.ndarray | None = None
+    row_dev: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
 
     @property

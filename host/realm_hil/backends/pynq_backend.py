@@ -1,0 +1,96 @@
+"""The Accelerator interface on top of AccelDriver: one backend for the board and the simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..driver import AccelDriver
+from ..regmap import BD_CELLS
+from ..stats import GemmStats, PolicyConfig
+from .base import Accelerator
+from .clocks import BoardClock, SimClock
+
+DEFAULT_PROFILE = "pynq-z2"
+# the Clocking Wizard is fed by the PS's fixed 100 MHz FCLK in every board design (fpga/*/board.tcl)
+WIZARD_INPUT_MHZ = 100.0
+
+
+class PynqAccelerator(Accelerator):
+    """realm_accel reached through pynq: GEMMs, hardware statistics and policy registers."""
+
+    name = "pynq"
+
+    def __init__(self, driver: AccelDriver, clock, *, name: str = "pynq", on_close=None) -> None:
+        super().__init__(driver.array_n)
+        self.name = name
+        self.driver = driver
+        self.clock = clock
+        self._on_close = on_close
+        driver.set_policy(self.policy)
+
+    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
+        result = self.driver.gemm(x, w)
+        plan = result.plan
+        return result.y, GemmStats(result.tiles, (plan.tiles_m, plan.tiles_n), result.col_dev, result.row_dev)
+
+    def set_policy(self, policy: PolicyConfig) -> None:
+        self.driver.set_policy(policy)
+        super().set_policy(policy)
+
+    def set_clock(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
+        return self.clock.set(mhz, force=force, voltage=voltage)
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.clock.mhz
+
+    def info(self) -> dict:
+        return {**super().info(), "timing_emu": self.driver.timing_emu, "inject": self.driver.inject}
+
+    def close(self) -> None:
+        if not self._closed:
+            try:
+                self.clock.restore()
+            finally:
+                self.driver.close()
+                if self._on_close is not None:
+                    self._on_close()
+        super().close()
+
+
+def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed: int = 0,
+             voltage: float | None = None, **driver_options) -> PynqAccelerator:
+    """The Verilated accelerator behind the unmodified board driver; `waves` is a sim.binding.WaveOptions."""
+    from ..sim.binding import SimModel
+    from ..sim.device import SimDevice
+
+    device = SimDevice(SimModel(array_n, waves=waves))
+    try:
+        driver = AccelDriver(
+            device.ip_dict[BD_CELLS["accelerator"]], device.ip_dict[BD_CELLS["dma"]], **driver_options
+        )
+        clock = SimClock(driver, profile, seed, voltage)
+    except BaseException:
+        device.close()
+        raise
+    return PynqAccelerator(driver, clock, name="sim", on_close=device.close)
+
+
+def open_overlay(board_name: str = DEFAULT_PROFILE, **driver_options) -> PynqAccelerator:
+    """The overlay for `board_name` from bitstreams/ (verified against the manifest) on this board."""
+    from pynq import Overlay
+
+    from ..fpga.manifest import verify_overlay
+
+    entry = verify_overlay(board_name)
+    overlay = Overlay(str(entry.bit_path()))
+    for cell in (BD_CELLS["accelerator"], BD_CELLS["dma"]):
+        if cell not in overlay.ip_dict:
+            raise ValueError(f"overlay {entry.bitfile} has no '{cell}' cell; it is not a realm-hil overlay")
+    driver = AccelDriver(overlay.ip_dict[BD_CELLS["accelerator"]], overlay.ip_dict[BD_CELLS["dma"]],
+                         **driver_options)
+    if driver.array_n != entry.array_n:
+        raise ValueError(f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
+    # Overlay() reprograms the PL clocks from the design's metadata, so the clock is set after it
+    clock = BoardClock(overlay, board_name, BD_CELLS["clock_wizard"], WIZARD_INPUT_MHZ)
+    return PynqAccelerator(driver, clock, name="board")

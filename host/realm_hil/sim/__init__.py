@@ -1,0 +1,1 @@
+"""The Verilated accelerator behind a pynq.Device: build, ctypes binding, device model, benchmark."""

@@ -1,0 +1,142 @@
+"""ctypes binding of the harness's C API (sim_fallback/realm_sim.h): one Verilated accelerator."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from .build import RTL_DIR, build
+
+_u32, _i32, _u64, _i64, _ptr = (
+    ctypes.c_uint32,
+    ctypes.c_int32,
+    ctypes.c_uint64,
+    ctypes.c_int64,
+    ctypes.c_void_p,
+)
+_SIGNATURES = {
+    "realm_sim_create": ([ctypes.c_char_p, _i64, _i64, _i32, _u32, _u32], _ptr),
+    "realm_sim_destroy": ([_ptr], None),
+    "realm_sim_array_n": ([], _i32),
+    "realm_sim_has_trace": ([], _i32),
+    "realm_sim_hard_reset": ([_ptr], None),
+    "realm_sim_soft_reset": ([_ptr], _i32),
+    "realm_sim_axil_write": ([_ptr, _u32, _u32], _i32),
+    "realm_sim_axil_read": ([_ptr, _u32, ctypes.POINTER(_u32)], _i32),
+    "realm_sim_dma_read": ([_ptr, _u32], _u32),
+    "realm_sim_dma_write": ([_ptr, _u32, _u32], None),
+    "realm_sim_dma_busy": ([_ptr], _u32),
+    "realm_sim_map": ([_ptr, _u64, _ptr, _u64], None),
+    "realm_sim_unmap": ([_ptr, _u64], None),
+    "realm_sim_run": ([_ptr, _u64, _u32], _u64),
+    "realm_sim_cycles": ([_ptr], _u64),
+    "realm_sim_raw": ([_ptr, _ptr, _u64, _ptr, _u64, _u64], _i64),
+}
+NOMINAL_HALF_PS = 5000  # 100 MHz aclk
+MM2S, S2MM = 1, 2
+
+
+class SimError(RuntimeError):
+    """The simulated bus did not answer (an AXI-Lite handshake timed out)."""
+
+
+def _load(library: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(library))
+    for name, (args, res) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, res
+    return lib
+
+
+class WaveOptions:
+    """Which part of the run goes into an FST file: aclk cycles [start, stop) or one tile by tag."""
+
+    def __init__(self, path: str | Path, start: int = 0, stop: int = 1 << 62, tag: int | None = None) -> None:
+        self.path, self.start, self.stop, self.tag = Path(path), start, stop, tag
+
+
+class SimModel:
+    """One Verilated realm_accel with its DMA model; every call runs whole transactions in C++."""
+
+    def __init__(
+        self,
+        array_n: int = 8,
+        *,
+        waves: WaveOptions | None = None,
+        clock_ratio: float = 1.0,
+        rtl_dir: Path = RTL_DIR,
+    ) -> None:
+        self.build = build(array_n, trace=waves is not None, rtl_dir=rtl_dir)
+        self._lib = _load(self.build.library)
+        self.array_n = self._lib.realm_sim_array_n()
+        array_half = max(1, round(NOMINAL_HALF_PS / clock_ratio))
+        if waves is None:
+            wave_args = (b"", 0, 0, -1)
+        else:
+            wave_args = (
+                str(waves.path).encode(),
+                waves.start,
+                waves.stop,
+                -1 if waves.tag is None else waves.tag,
+            )
+        self._h = self._lib.realm_sim_create(*wave_args, NOMINAL_HALF_PS, array_half)
+
+    def close(self) -> None:
+        if self._h:
+            self._lib.realm_sim_destroy(self._h)
+            self._h = None
+
+    def hard_reset(self) -> None:
+        self._lib.realm_sim_hard_reset(self._h)
+
+    def soft_reset(self) -> None:
+        self._check(self._lib.realm_sim_soft_reset(self._h), "soft reset write")
+
+    def axil_write(self, addr: int, value: int) -> None:
+        self._check(self._lib.realm_sim_axil_write(self._h, addr, value & 0xFFFFFFFF), f"write to {addr:#x}")
+
+    def axil_read(self, addr: int) -> int:
+        out = _u32()
+        self._check(self._lib.realm_sim_axil_read(self._h, addr, ctypes.byref(out)), f"read of {addr:#x}")
+        return out.value
+
+    def dma_read(self, offset: int) -> int:
+        return self._lib.realm_sim_dma_read(self._h, offset)
+
+    def dma_write(self, offset: int, value: int) -> None:
+        self._lib.realm_sim_dma_write(self._h, offset, value & 0xFFFFFFFF)
+
+    def dma_busy(self) -> int:
+        return self._lib.realm_sim_dma_busy(self._h)
+
+    def map(self, phys: int, host: np.ndarray) -> None:
+        self._lib.realm_sim_map(self._h, phys, host.ctypes.data, host.nbytes)
+
+    def unmap(self, phys: int) -> None:
+        if self._h:
+            self._lib.realm_sim_unmap(self._h, phys)
+
+    def run(self, max_cycles: int, mask: int = MM2S | S2MM) -> int:
+        return self._lib.realm_sim_run(self._h, max_cycles, mask)
+
+    @property
+    def cycles(self) -> int:
+        return self._lib.realm_sim_cycles(self._h)
+
+    def raw(self, stream: np.ndarray, out: np.ndarray, max_cycles: int = 1 << 40) -> int:
+        """Stream `stream` through the accelerator into `out`; returns the bytes received."""
+        got = self._lib.realm_sim_raw(
+            self._h, stream.ctypes.data, stream.nbytes, out.ctypes.data, out.nbytes, max_cycles
+        )
+        if got < 0:
+            raise SimError(f"raw stream did not finish within {max_cycles} cycles")
+        return got
+
+    @staticmethod
+    def _check(resp: int, what: str) -> None:
+        if resp < 0:
+            raise SimError(f"AXI-Lite {what}: no handshake from the simulated accelerator")
+        if resp != 0:
+            raise SimError(f"AXI-Lite {what}: response {resp} (SLVERR/DECERR)")

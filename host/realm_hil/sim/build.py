@@ -1,0 +1,144 @@
+"""Build the Verilated realm_accel plus the sim_fallback harness into a shared library, once.
+
+A build is keyed by everything that changes the binary (RTL, harness sources, parameters,
+waveform support, Verilator version), lives in the user cache and is guarded by a file lock,
+so a second open, or a second pytest-xdist worker, only loads the library.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import regmap
+from ..errors import RealmError
+from ..toolchain import cache_dir, find_verilator
+
+REPO = Path(__file__).resolve().parents[3]
+RTL_DIR = REPO / "rtl"
+HARNESS_DIR = REPO / "sim_fallback"
+TOP = "realm_accel"
+LIB_NAME = "librealm_sim.so"
+JOBS = 2
+
+
+class SimBuildError(RealmError):
+    """Verilator could not build the simulation library."""
+
+
+@dataclass(frozen=True)
+class SimBuild:
+    library: Path
+    built: bool  # False when the cached library was reused
+    seconds: float
+
+
+def _sources(rtl_dir: Path) -> list[Path]:
+    harness = sorted(p for p in HARNESS_DIR.rglob("*") if p.suffix in (".cpp", ".h"))
+    return sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + harness
+
+
+def _defines(array_n: int, trace: bool) -> list[str]:
+    flags = [
+        f"-DREALM_N={array_n}",
+        f"-DREALM_CTRL_ADDR={regmap.CTRL:#x}",
+        f"-DREALM_SOFT_RESET_BIT={regmap.CTRL_SOFT_RESET[1]}",
+        f"-DREALM_STATUS_ADDR={regmap.STATUS:#x}",
+        f"-DREALM_STATUS_BUSY_BIT={regmap.STATUS_BUSY[1]}",
+    ]
+    return flags + (["-DREALM_TRACE"] if trace else [])
+
+
+def _check_lz4() -> None:
+    """Verilator's FST writer includes <lz4.h>; `make setup` installs it (Debian: liblz4-dev)."""
+    probe = subprocess.run(
+        ["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        raise SimBuildError("FST waveforms need the lz4 headers: apt-get install liblz4-dev (make setup does)")
+
+
+def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool) -> list[str]:
+    verilator = find_verilator()
+    if trace:
+        _check_lz4()
+    cflags = " ".join(["-fPIC", "-O3", f"-I{HARNESS_DIR}", *_defines(array_n, trace)])
+    cmd = [
+        str(verilator.binary),
+        "--cc",
+        "--exe",
+        "--build",
+        "-j",
+        str(JOBS),
+        "-O3",
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+        "--noassert",
+        "-Wno-fatal",
+        "-Wno-lint",
+        "-Wno-style",
+        "--top-module",
+        TOP,
+        f"-GN={array_n}",
+        "-GTIMING_EMU=1",
+        "-GINJECT=1",
+        f"-I{rtl_dir}",
+        "--Mdir",
+        str(out / "obj"),
+        "-CFLAGS",
+        cflags,
+        "-LDFLAGS",
+        "-shared",
+        "-o",
+        str(library),
+    ]
+    if trace:
+        cmd.append("--trace-fst")
+    return cmd + [str(p) for p in sorted(rtl_dir.glob("*.v"))] + [str(HARNESS_DIR / "realm_sim.cpp")]
+
+
+def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL_DIR) -> str:
+    digest = hashlib.sha256()
+    for path in _sources(rtl_dir):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update(repr((array_n, trace, _defines(array_n, trace), find_verilator().version)).encode())
+    return digest.hexdigest()[:16]
+
+
+def build(array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL_DIR) -> SimBuild:
+    """The simulation library for an N x N array, built on first use; raises SimBuildError."""
+    rtl_dir = Path(rtl_dir)
+    if not any(rtl_dir.glob("*.v")):
+        raise SimBuildError(f"no Verilog sources in {rtl_dir}")
+    out = cache_dir("sim", f"{TOP}-n{array_n}{'-fst' if trace else ''}-{build_key(array_n, trace, rtl_dir)}")
+    library = out / LIB_NAME
+    start = time.perf_counter()
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if library.exists():
+            return SimBuild(library, False, time.perf_counter() - start)
+        obj_dir = out / "obj"
+        shutil.rmtree(obj_dir, ignore_errors=True)
+        log = out / "build.log"
+        tmp_library = out / f"{LIB_NAME}.tmp"
+        with open(log, "w") as log_file:
+            result = subprocess.run(
+                _command(rtl_dir, out, tmp_library, array_n, trace),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=find_verilator().env(),
+                cwd=out,
+            )
+        if result.returncode != 0 or not tmp_library.exists():
+            raise SimBuildError(f"Verilator build of {TOP} (N={array_n}) failed; see {log}")
+        tmp_library.replace(library)
+        shutil.rmtree(obj_dir, ignore_errors=True)
+    return SimBuild(library, True, time.perf_counter() - start)

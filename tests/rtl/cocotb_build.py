@@ -66,6 +66,8 @@ def run(
     results = build_dir / f"results-{test_module}-{os.getpid()}.xml"
     runner.test(
         hdl_toplevel=toplevel,
+        # with a cached build the runner never saw the sources, so it cannot infer the language
+        hdl_toplevel_lang="verilog",
         test_module=test_module,
         test_dir=str(test_dir),
         build_dir=str(build_dir),

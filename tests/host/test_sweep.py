@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 import realm_hil
@@ -27,3 +28,14 @@ def test_sweep_cli_writes_csv_and_png(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sweep.csv").read_text().count("\n") == 4
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+@pytest.mark.llm
+def test_llm_workload_captures_real_operands():
+    from realm_hil.llm.capture import llm_workload
+
+    gemms = llm_workload(tokens=8, layers="0", components="o,down")
+    assert [g.label for g in gemms] == ["layer0.o", "layer0.down"]
+    assert gemms[0].x.shape == (8, 576) and gemms[1].x.shape == (8, 1536)
+    assert all(g.w.shape[1] == 128 and g.x.dtype == np.int8 for g in gemms)
+    assert np.abs(gemms[0].x.astype(int)).max() == 127  # per-token scaling uses the full range

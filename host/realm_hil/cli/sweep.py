@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -18,10 +19,12 @@ from ..workload import random_workload
 @click.option("--start", default=None, type=float, help="first clock in MHz [profile nominal]")
 @click.option("--stop", default=None, type=float, help="last clock in MHz [1.5 x nominal]")
 @click.option("--steps", default=16, show_default=True, type=click.IntRange(2, 200))
-@click.option("--workload", "workload_kind", default="random", show_default=True, type=click.Choice(["random", "llm"]))
+@click.option("--workload", "workload_kind", default="random", show_default=True,
+              type=click.Choice(["random", "llm"]), help="random operands, or GEMMs captured from the model")
 @click.option("--gemms", default=6, show_default=True, type=click.IntRange(1), help="GEMMs in the workload")
 @click.option("--seed", default=0, show_default=True, type=int, help="operands and per-PE variation")
-@click.option("--out", "out_dir", default="runs/sweep-clock", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", default="runs/sweep-clock", show_default=True,
+              type=click.Path(path_type=Path))
 def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, seed, out_dir) -> None:
     """Sweep the array clock; write CSV and PNG of element and per-bit error rates."""
     options = {} if backend == "board" else {"profile": profile, "seed": seed}
@@ -34,7 +37,7 @@ def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, 
             workload = llm_workload(count=gemms, seed=seed)
         else:
             workload = random_workload(count=gemms, seed=seed)
-        with click.progressbar(length=len(clocks) * len(workload), label="sweep", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(length=len(clocks) * len(workload), label="sweep", file=sys.stderr) as bar:
             points = sweep_clock(acc, workload, [float(c) for c in clocks], progress=bar.update)
     write_csv(points, out_dir / "sweep.csv")
     plot(points, out_dir / "sweep.png", f"{backend} / {profile}: {workload_kind} workload, seed {seed}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -9,14 +10,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__, open_accelerator
-from .llm.gemm import GemmLog, GemmRouter, TorchIntMM
+from .abft.policies import POLICIES, get_policy
+from .abft.profile import load_abft_profile
+from .abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
+from .llm.faults import BitFlip
+from .llm.gemm import GemmLog, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_model
 from .llm.offload import W8A8Config, quantize_model
 from .llm.perplexity import perplexity
 from .llm.selection import Selection
 from .llm.text import DEFAULT_TEXT, load_text, token_windows
 from .results import atomic_write_json, atomic_write_text
-from .stats import PolicyConfig
 
 # Cycle-accurate backends simulate ~1e8 MAC/s, the twin and reference run ~1e9 or more: each gets
 # a default text length that keeps `realm-hil run` to minutes.
@@ -24,6 +28,12 @@ DEFAULT_TOKENS = {"sim": 128, "board": 256, "twin": 1024, "reference": 1024}
 DEFAULT_WINDOW = {"sim": 64, "board": 128, "twin": 256, "reference": 256}
 # Default overclock relative to nominal: inside the band where the first timing errors appear.
 DEFAULT_OVERCLOCK = 1.12
+# "timing": the backend's own errors (the twin's timing model, the board's real ones); "realm": the
+# paper's i.i.d. bit flip, injected at the element error rate the timing model showed at that clock.
+ERROR_MODELS = ("timing", "realm")
+REALM_BIT = 30
+# Backends that can be opened a second time, at the nominal clock, to recompute flagged tiles.
+RECOVERY_BACKENDS = ("twin", "reference")
 
 
 @dataclass
@@ -35,6 +45,9 @@ class RunConfig:
     window: int | None = None  # None: DEFAULT_WINDOW[backend]
     clocks_mhz: list[float] | None = None  # None: nominal and DEFAULT_OVERCLOCK x nominal
     policies: list[str] = field(default_factory=lambda: ["none"])
+    error_models: list[str] = field(default_factory=lambda: ["timing"])
+    abft_profile: str = "smollm2-135m"
+    recover_on: str | None = None  # "accelerator" (twin, reference) or "host"; None: the first that fits
     seed: int = 0
     layers: str = "all"
     components: str = "linear"
@@ -52,18 +65,31 @@ class RunConfig:
         self.window = self.window or DEFAULT_WINDOW[self.backend]
         if self.tokens < 2 or self.window < 2:
             raise ValueError("tokens and window must be at least 2")
-        unknown = set(self.policies) - set(POLICY_MODES)
+        unknown = set(self.policies) - set(POLICIES)
         if unknown:
-            raise ValueError(f"unknown ABFT policy {sorted(unknown)}: choose from {', '.join(POLICY_MODES)}")
-
-
-# ABFT policy names -> the statistics unit's mode (recovery itself is the abft package's job)
-POLICY_MODES = {"none": "off"}
+            raise ValueError(f"unknown ABFT policy {sorted(unknown)}: choose from {', '.join(POLICIES)}")
+        unknown = set(self.error_models) - set(ERROR_MODELS)
+        if unknown or not self.error_models:
+            raise ValueError(f"error models must be some of {', '.join(ERROR_MODELS)}, "
+                             f"got {self.error_models}")
+        if "realm" in self.error_models and "timing" not in self.error_models:
+            raise ValueError("the realm error model injects the element error rate the timing model shows "
+                             "at each clock, so it needs the timing model in the run too")
+        # timing first at every clock: the realm rows take their rate from it
+        self.error_models = [m for m in ERROR_MODELS if m in self.error_models]
+        if self.recover_on is None:
+            self.recover_on = "accelerator" if self.backend in RECOVERY_BACKENDS else "host"
+        if self.recover_on not in ("accelerator", "host"):
+            raise ValueError(f"recover_on must be 'accelerator' or 'host', got {self.recover_on!r}")
+        if self.recover_on == "accelerator" and self.backend not in RECOVERY_BACKENDS:
+            raise ValueError(f"a second {self.backend} accelerator for recovery is not available; "
+                             f"recover on the host, or use {' or '.join(RECOVERY_BACKENDS)}")
 
 
 @dataclass
 class RunRow:
     backend: str
+    error_model: str
     clock_mhz: float
     policy: str
     ppl: float
@@ -73,6 +99,14 @@ class RunRow:
     tiles: int
     tiles_err: int
     tiles_recover: int
+    element_error_rate: float  # output elements wrong before recovery
+    tiles_recomputed: int
+    tiles_corrected: int
+    elements_cleared: int
+    residual_errors: int  # output elements still wrong after recovery
+    recompute_fraction: float
+    throughput: float  # useful MAC/s including recovery, relative to nominal without protection
+    energy: float  # modeled energy per useful MAC relative to nominal (abft/cost.py)
     seconds: float
 
 
@@ -89,13 +123,16 @@ class RunReport:
     version: str = __version__
 
     def table(self) -> str:
-        header = (f"{'backend':<10}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>9}{'d float':>9}{'d W8A8':>9}"
-                  f"{'tiles err':>11}{'of tiles':>10}{'seconds':>9}")
-        lines = [f"{self.model}: {self.tokens} tokens, float ppl {self.float_ppl:.3f}, "
-                 f"W8A8 (torch._int_mm) ppl {self.w8a8_ppl:.3f}", header]
+        header = (f"{'errors':<8}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>10}{'d W8A8':>10}{'elem rate':>10}"
+                  f"{'tiles err':>10}{'recomp %':>9}{'fixed':>7}{'residual':>9}{'thrpt x':>8}{'energy x':>9}"
+                  f"{'seconds':>8}")
+        lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}, "
+                 f"float ppl {self.float_ppl:.3f}, W8A8 (torch._int_mm) ppl {self.w8a8_ppl:.3f}", header]
         for r in self.rows:
-            lines.append(f"{r.backend:<10}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>9}{_num(r.delta_float, True):>9}"
-                         f"{_num(r.delta_w8a8, True):>9}{r.tiles_err:>11}{r.tiles:>10}{r.seconds:>9.1f}")
+            lines.append(f"{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
+                         f"{_num(r.delta_w8a8, True):>10}{r.element_error_rate:>10.2e}{r.tiles_err:>10}"
+                         f"{100 * r.recompute_fraction:>9.3f}{r.tiles_corrected:>7}{r.residual_errors:>9}"
+                         f"{r.throughput:>8.3f}{r.energy:>9.3f}{r.seconds:>8.1f}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -139,7 +176,7 @@ def summarize(log: GemmLog) -> dict:
 def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunReport:
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
-    evaluations = 2 + len(config.policies) * len(config.clocks_mhz or [0, 0])
+    evaluations = 2 + len(config.policies) * len(config.error_models) * len(config.clocks_mhz or [0, 0])
     done = 0
 
     def evaluate(label: str) -> float:
@@ -154,36 +191,69 @@ def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunRe
         return ppl
 
     float_ppl = evaluate("float")
-    router = GemmRouter()
+    router = SiteRouter()
     quantize_model(loaded.model, W8A8Config(attention=config.attention), router)
     w8a8_ppl = evaluate("W8A8 reference")
     router.selection = Selection.parse(config.layers, config.components, config.stages,
                                        num_layers=loaded.model.config.num_hidden_layers)
     rows, breakdown = [], {}
     options = _backend_options(config)
-    with open_accelerator(config.backend, **options) as acc:
+    needs_profile = any(get_policy(p).needs_site for p in config.policies)
+    profile = load_abft_profile(config.abft_profile) if needs_profile else None
+    with open_accelerator(config.backend, **options) as acc, _recovery_device(config, options) as recovery:
         clocks = config.clocks_mhz or [acc.clock_mhz, acc.clock_mhz * DEFAULT_OVERCLOCK]
-        router.backend = acc
         nominal = acc.clock_mhz
         try:
             for clock in clocks:
                 applied = acc.set_clock(clock, force=config.force_clock)
-                for policy in config.policies:
-                    acc.set_policy(PolicyConfig(POLICY_MODES[policy]))
-                    router.log.clear()
-                    start = time.perf_counter()
-                    ppl = evaluate(f"{config.backend} {applied:.1f} MHz {policy}")
-                    summary = summarize(router.log)
-                    totals = _totals(summary)
-                    rows.append(RunRow(acc.name, applied, policy, ppl, ppl - float_ppl, ppl - w8a8_ppl,
-                                       len(router.log), totals["tiles"], totals["tiles_err"],
-                                       totals["tiles_recover"], time.perf_counter() - start))
-                    breakdown[f"{applied:.3f}/{policy}"] = summary
+                for model in config.error_models:
+                    if model == "realm":
+                        rate = _matched_rate(rows, applied)
+                    for policy in config.policies:
+                        # a fresh generator per policy: every policy faces the same first faults
+                        device = acc if model == "timing" else SoftwareFaultAccelerator(
+                            BitFlip(rate, REALM_BIT, config.seed), acc.array_n, applied)
+                        protected = ProtectedGemm(device, policy, profile, recovery, nominal_mhz=nominal,
+                                                  measure=True)
+                        router.backend = protected
+                        router.log.clear()
+                        start = time.perf_counter()
+                        ppl = evaluate(f"{config.backend} {applied:.1f} MHz {model} {policy}")
+                        summary = summarize(router.log)
+                        totals = _totals(summary)
+                        cost = protected.cost
+                        rows.append(RunRow(
+                            acc.name, model, applied, policy, ppl, ppl - float_ppl, ppl - w8a8_ppl,
+                            len(router.log), totals["tiles"], totals["tiles_err"], totals["tiles_recover"],
+                            cost.element_error_rate, cost.tiles_recomputed, cost.tiles_corrected,
+                            cost.elements_cleared, cost.elements_wrong_after, cost.recompute_fraction,
+                            cost.throughput_vs_nominal, cost.energy_vs_nominal, time.perf_counter() - start))
+                        breakdown[f"{applied:.3f}/{model}/{policy}"] = {**summary, "cost": cost.to_dict()}
         finally:
             acc.set_clock(nominal)
             router.backend = TorchIntMM()
     tokens = int(windows.numel())
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed)
+
+
+def _recovery_device(config: RunConfig, options: dict):
+    """A second accelerator, left at its nominal clock, that recomputes flagged tiles (or None: the host)."""
+    if config.recover_on == "host":
+        return contextlib.nullcontext(None)
+    return open_accelerator(config.backend, **options)
+
+
+def _matched_rate(rows: list[RunRow], clock_mhz: float) -> float:
+    """The element error rate the timing model showed at a clock on the error-free model's operands.
+
+    Taken from a run whose policy left no wrong element (its GEMMs saw the same operands as the
+    error-free model), else from the first run. The unprotected run is a poor reference: once its
+    activations are corrupted the timing model sees other operands, at 114 MHz on pynq-z2 with a
+    tenth of the error rate.
+    """
+    timing = [r for r in rows if r.clock_mhz == clock_mhz and r.error_model == "timing"]
+    exact = [r for r in timing if r.residual_errors == 0]
+    return (exact or timing)[0].element_error_rate
 
 
 def _backend_options(config: RunConfig) -> dict:

@@ -7,16 +7,20 @@ from pathlib import Path
 
 import click
 
-from ..experiment import POLICY_MODES, RunConfig, run_experiment
+from ..abft.policies import POLICIES
+from ..experiment import ERROR_MODELS, RunConfig, run_experiment
 from .options import backend_option
 
 
-def _policies(_ctx, _param, value: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in POLICY_MODES]
-    if unknown or not names:
-        raise click.BadParameter(f"choose from {', '.join(POLICY_MODES)} (comma-separated), got {value!r}")
-    return names
+def _names(choices):
+    def parse(_ctx, _param, value: str) -> list[str]:
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise click.BadParameter(f"choose from {', '.join(choices)} (comma-separated), got {value!r}")
+        return names
+
+    return parse
 
 
 @click.command()
@@ -28,8 +32,16 @@ def _policies(_ctx, _param, value: str) -> list[str]:
 @click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 128, board 256, twin/reference 1024]")
 @click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
 @click.option("--clock-mhz", "clocks", multiple=True, type=float, help="array clock (repeatable) [nominal and 1.12x]")
-@click.option("--abft", "policies", default="none", show_default=True, callback=_policies,
-              help=f"comma-separated policies: {', '.join(POLICY_MODES)}")
+@click.option("--abft", "policies", default="none", show_default=True, callback=_names(POLICIES),
+              help=f"comma-separated policies: {', '.join(POLICIES)}")
+@click.option("--error-model", "error_models", default="timing", show_default=True,
+              callback=_names(ERROR_MODELS),
+              help="timing: the backend's own errors; realm: i.i.d. bit-30 flips at the element error rate "
+                   "timing showed at the same clock on the error-free operands (comma-separated)")
+@click.option("--abft-profile", default=RunConfig.abft_profile, show_default=True,
+              help="ABFT profile (name or YAML path) with the approx and statistical thresholds")
+@click.option("--recover-on", type=click.Choice(["accelerator", "host"]),
+              help="where flagged tiles are recomputed [a second twin/reference at nominal clock, else host]")
 @click.option("--layers", default="all", show_default=True, help="decoder layers to offload, e.g. 0-3,29")
 @click.option("--components", default="linear", show_default=True, help="e.g. q,k,v,o,gate,up,down or linear, all")
 @click.option("--stages", default="all", show_default=True, type=click.Choice(["all", "prefill", "decode"]))
@@ -39,12 +51,13 @@ def _policies(_ctx, _param, value: str) -> list[str]:
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
-def run(board, backend, model, text, tokens, window, clocks, policies, layers, components, stages, attention,
-        profile, seed, force_clock, out_dir, as_json) -> None:
+def run(board, backend, model, text, tokens, window, clocks, policies, error_models, abft_profile, recover_on,
+        layers, components, stages, attention, profile, seed, force_clock, out_dir, as_json) -> None:
     """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
     config = RunConfig(
         backend="board" if board else backend, model=model, text=text, tokens=tokens, window=window,
-        clocks_mhz=list(clocks) or None, policies=policies, seed=seed, layers=layers, components=components,
+        clocks_mhz=list(clocks) or None, policies=policies, error_models=error_models,
+        abft_profile=abft_profile, recover_on=recover_on, seed=seed, layers=layers, components=components,
         stages=stages, attention=attention, profile=profile,
         board_address=None if board in (None, "local") else board, force_clock=force_clock,
     )

@@ -1,0 +1,200 @@
+"""Recovery: a GEMM engine that runs on a possibly erring accelerator and hands back exact-enough results.
+
+`ProtectedGemm` wraps a backend and behaves like one for the GemmRouter (`gemm`, `last_stats`,
+`name`, clock control). Per GEMM it programs the statistics unit for the policy and the GEMM's
+site, runs the GEMM, reads the recover flags, repairs what the policy says (abft/policies.py)
+and recomputes the remaining flagged tiles exactly, either on a recovery accelerator running at
+its nominal clock or on the host, then accounts the modeled cost (abft/cost.py).
+
+The router tells the engine which layer and component each GEMM belongs to through `SiteRouter`,
+since per-layer, per-component thresholds are what statistical ABFT and ApproxABFT are made of.
+
+`SoftwareFaultAccelerator` is the device the field's software fault models run on: an exact
+GEMM whose INT32 result a fault hook corrupts before the checksums are taken, so the same
+policies see those faults exactly as they see timing errors.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from ..backends.base import Accelerator
+from ..backends.reference import stats_against_exact
+from ..llm.gemm import FaultHook, GemmRouter, GemmSite
+from ..stats import GemmStats
+from ..tiling import TilePlan, int32_gemm, plan_for, validate_operands
+from .correct import clear_out_of_range
+from .cost import CostModel, RecoveryCost, main_pass_cost
+from .policies import Policy, decide, get_policy, registers
+from .profile import AbftProfile
+
+
+class ProtectedGemm:
+    """A backend under an ABFT policy: detection on the accelerator, repair and recomputation here.
+
+    recovery: the accelerator that recomputes flagged tiles (at its own, nominal, clock); None
+    recomputes on the host with the exact int32 GEMM. measure: also compare every result with the
+    exact one, before and after recovery (an oracle for experiments; it costs an extra GEMM).
+    """
+
+    def __init__(
+        self,
+        backend: Accelerator,
+        policy: str | Policy = "none",
+        profile: AbftProfile | None = None,
+        recovery: Accelerator | None = None,
+        *,
+        nominal_mhz: float | None = None,
+        cost_model: CostModel | None = None,
+        measure: bool = False,
+        voltage_ratio: float = 1.0,
+    ) -> None:
+        self.backend = backend
+        self.policy = get_policy(policy)
+        self.profile = profile
+        self.recovery = recovery
+        self.nominal_mhz = nominal_mhz if nominal_mhz is not None else backend.clock_mhz
+        self.cost_model = cost_model if cost_model is not None else CostModel()
+        self.measure = measure
+        self.voltage_ratio = voltage_ratio
+        self.site: GemmSite | None = None
+        self.last_stats: GemmStats | None = None
+        self.last_cost: RecoveryCost | None = None
+        self.cost = RecoveryCost()
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend.name}+{self.policy.name}"
+
+    @property
+    def array_n(self) -> int:
+        return self.backend.array_n
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.backend.clock_mhz
+
+    def set_clock(self, mhz: float, *, force: bool = False) -> float:
+        return self.backend.set_clock(mhz, force=force)
+
+    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Y = X W (int8 -> int32) on the backend, repaired under the policy; stats of the main pass kept."""
+        validate_operands(x, w)
+        config = registers(self.policy, self.profile, self.site)
+        self.backend.set_policy(config)
+        y = np.require(self.backend.gemm(x, w), np.int32, ["C", "W"])
+        stats = self.backend.last_stats
+        plan = plan_for(x, w, self.backend.array_n)
+        cost = main_pass_cost(plan, self.cost_model, self.backend.clock_mhz, self.nominal_mhz, self.voltage_ratio)
+        exact = int32_gemm(x, w) if self.measure else None
+        if exact is not None:
+            cost.elements = y.size
+            cost.elements_wrong = int((y != exact).sum())
+        decision = decide(self.policy, config, stats, y, x, w, plan)
+        cost.tiles_flagged = int(decision.flagged.sum())
+        cost.tiles_corrected = int(decision.corrected.sum())
+        if decision.recompute.any():
+            cost += self._recompute(x, w, y, plan, decision.recompute)
+        if self.policy.clear:
+            cost.elements_cleared = clear_out_of_range(y, x, w)
+        if exact is not None:
+            cost.elements_wrong_after = int((y != exact).sum())
+        self.last_stats = stats
+        self.last_cost = cost
+        self.cost += cost
+        return y
+
+    def _recompute(
+        self, x: np.ndarray, w: np.ndarray, y: np.ndarray, plan: TilePlan, tiles: np.ndarray
+    ) -> RecoveryCost:
+        """Recompute the flagged tiles exactly and patch them into y; returns what that cost.
+
+        Tile rows that need the same set of tile columns share one GEMM call of exactly those
+        tiles (their X row panels against those W column panels), so a call never computes a
+        tile that was not flagged and the calls are as few as there are distinct column sets.
+        """
+        n = plan.array_n
+        grid = tiles.reshape(plan.tiles_m, plan.tiles_n)
+        groups: dict[bytes, list[int]] = defaultdict(list)
+        for tm in np.flatnonzero(grid.any(axis=1)):
+            groups[grid[tm].tobytes()].append(int(tm))
+        cost = RecoveryCost()
+        for tile_rows in groups.values():
+            rows = _lines(tile_rows, n, plan.m)
+            cols = _lines(np.flatnonzero(grid[tile_rows[0]]), n, plan.n)
+            xs = np.ascontiguousarray(x[rows])
+            ws = np.ascontiguousarray(w[:, cols])
+            count = len(tile_rows) * int(grid[tile_rows[0]].sum())
+            y[np.ix_(rows, cols)] = self._exact_block(xs, ws, count, cost)
+            cost.tiles_recomputed += count
+            cost.recompute_macs += count * n * n * plan.k
+            cost.recompute_calls += 1
+        return cost
+
+    def _exact_block(self, xs: np.ndarray, ws: np.ndarray, tiles: int, cost: RecoveryCost) -> np.ndarray:
+        model, k, n = self.cost_model, xs.shape[1], self.backend.array_n
+        if self.recovery is not None:
+            block = self.recovery.gemm(xs, ws)
+            seconds = model.call_cycles(tiles, k, n) / (self.recovery.clock_mhz * 1e6)
+            cost.recompute_seconds += seconds
+            cost.energy_j += model.dynamic_energy(tiles * n * n * k) + model.static_energy(seconds)
+            recheck = self.recovery.last_stats
+            if recheck is None or recheck.tiles_err == 0:
+                return block
+            cost.host_fallback_tiles += tiles
+        seconds = model.host_seconds(tiles * n * n * k)
+        cost.recompute_seconds += seconds
+        cost.energy_j += model.host_energy(seconds)
+        return int32_gemm(xs, ws)
+
+
+def _lines(blocks, n: int, limit: int) -> np.ndarray:
+    """Row (or column) indices covered by the given tile rows (or columns), clipped to the matrix."""
+    idx = (np.asarray(blocks, dtype=np.int64)[:, None] * n + np.arange(n)[None, :]).reshape(-1)
+    return idx[idx < limit]
+
+
+class SiteRouter(GemmRouter):
+    """A GemmRouter that tells a ProtectedGemm backend (and a fault model under it) each GEMM's site."""
+
+    def matmul(self, layer: int | None, component: str, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.backend, ProtectedGemm):
+            site = GemmSite(layer, component, self.stage)
+            self.backend.site = site
+            if isinstance(self.backend.backend, SoftwareFaultAccelerator):
+                self.backend.backend.site = site
+        return super().matmul(layer, component, x, w)
+
+
+class SoftwareFaultAccelerator(Accelerator):
+    """Exact GEMMs corrupted by a software fault model inside the device, ahead of the checksums.
+
+    The clock is only recorded (the fault model does not depend on it): it says which clock the
+    model stands in for, so modeled time and throughput are comparable with the timing model's.
+    """
+
+    name = "software-fault"
+
+    def __init__(self, fault: FaultHook, array_n: int = 8, clock_mhz: float = 100.0) -> None:
+        super().__init__(array_n)
+        self.fault = fault
+        self.site = GemmSite(None, "gemm", "prefill")  # SiteRouter keeps it current
+        self._clock = clock_mhz
+
+    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
+        exact = int32_gemm(x, w)
+        y = self.fault(exact.copy(), self.site)
+        return y, stats_against_exact(y, exact, plan_for(x, w, self.array_n), self.policy)
+
+    def set_clock(self, mhz: float, *, force: bool = False) -> float:
+        if not mhz > 0:
+            raise ValueError(f"clock must be a positive frequency in MHz, got {mhz}")
+        self._clock = float(mhz)
+        return self._clock
+
+    @property
+    def clock_mhz(self) -> float:
+        return self._clock

@@ -24,7 +24,7 @@ from .results import atomic_write_json, atomic_write_text
 
 # Cycle-accurate backends simulate ~1e8 MAC/s, the twin and reference run ~1e9 or more: each gets
 # a default text length that keeps `realm-hil run` to minutes.
-DEFAULT_TOKENS = {"sim": 128, "board": 256, "twin": 1024, "reference": 1024}
+DEFAULT_TOKENS = {"sim": 64, "board": 256, "twin": 1024, "reference": 1024}
 DEFAULT_WINDOW = {"sim": 64, "board": 128, "twin": 256, "reference": 256}
 # Default overclock relative to nominal: inside the band where the first timing errors appear.
 DEFAULT_OVERCLOCK = 1.12
@@ -123,14 +123,16 @@ class RunReport:
     version: str = __version__
 
     def table(self) -> str:
-        header = (f"{'errors':<8}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>10}{'d W8A8':>10}{'elem rate':>10}"
+        header = (f"{'backend':<9}{'errors':<8}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>10}{'d float':>10}{'d W8A8':>10}"
+                  f"{'elem rate':>10}"
                   f"{'tiles err':>10}{'recomp %':>9}{'fixed':>7}{'residual':>9}{'thrpt x':>8}{'energy x':>9}"
                   f"{'seconds':>8}")
         lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}, "
                  f"float ppl {self.float_ppl:.3f}, W8A8 (torch._int_mm) ppl {self.w8a8_ppl:.3f}", header]
         for r in self.rows:
-            lines.append(f"{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
-                         f"{_num(r.delta_w8a8, True):>10}{r.element_error_rate:>10.2e}{r.tiles_err:>10}"
+            lines.append(f"{r.backend:<9}{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
+                         f"{_num(r.delta_float, True):>10}{_num(r.delta_w8a8, True):>10}"
+                         f"{r.element_error_rate:>10.2e}{r.tiles_err:>10}"
                          f"{100 * r.recompute_fraction:>9.3f}{r.tiles_corrected:>7}{r.residual_errors:>9}"
                          f"{r.throughput:>8.3f}{r.energy:>9.3f}{r.seconds:>8.1f}")
         return "\n".join(lines)
@@ -174,9 +176,26 @@ def summarize(log: GemmLog) -> dict:
 
 
 def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunReport:
+    options = _backend_options(config)
+    needs_profile = any(get_policy(p).needs_site for p in config.policies)
+    profile = load_abft_profile(config.abft_profile) if needs_profile else None
+    # open the device and try every clock before minutes of model loading and float evaluation:
+    # a missing board or an out-of-range clock must fail at once
+    with open_accelerator(config.backend, **options) as acc, _recovery_device(config, options) as recovery:
+        nominal = acc.clock_mhz
+        clocks = config.clocks_mhz or [nominal, nominal * DEFAULT_OVERCLOCK]
+        try:
+            for clock in clocks:
+                acc.set_clock(clock, force=config.force_clock)
+        finally:
+            acc.set_clock(nominal)
+        return _run(config, acc, recovery, profile, clocks, progress)
+
+
+def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progress: Progress | None) -> RunReport:
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
-    evaluations = 2 + len(config.policies) * len(config.error_models) * len(config.clocks_mhz or [0, 0])
+    evaluations = 2 + len(config.policies) * len(config.error_models) * len(clocks)
     done = 0
 
     def evaluate(label: str) -> float:
@@ -197,41 +216,36 @@ def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunRe
     router.selection = Selection.parse(config.layers, config.components, config.stages,
                                        num_layers=loaded.model.config.num_hidden_layers)
     rows, breakdown = [], {}
-    options = _backend_options(config)
-    needs_profile = any(get_policy(p).needs_site for p in config.policies)
-    profile = load_abft_profile(config.abft_profile) if needs_profile else None
-    with open_accelerator(config.backend, **options) as acc, _recovery_device(config, options) as recovery:
-        clocks = config.clocks_mhz or [acc.clock_mhz, acc.clock_mhz * DEFAULT_OVERCLOCK]
-        nominal = acc.clock_mhz
-        try:
-            for clock in clocks:
-                applied = acc.set_clock(clock, force=config.force_clock)
-                for model in config.error_models:
-                    if model == "realm":
-                        rate = _matched_rate(rows, applied)
-                    for policy in config.policies:
-                        # a fresh generator per policy: every policy faces the same first faults
-                        device = acc if model == "timing" else SoftwareFaultAccelerator(
-                            BitFlip(rate, REALM_BIT, config.seed), acc.array_n, applied)
-                        protected = ProtectedGemm(device, policy, profile, recovery, nominal_mhz=nominal,
-                                                  measure=True)
-                        router.backend = protected
-                        router.log.clear()
-                        start = time.perf_counter()
-                        ppl = evaluate(f"{config.backend} {applied:.1f} MHz {model} {policy}")
-                        summary = summarize(router.log)
-                        totals = _totals(summary)
-                        cost = protected.cost
-                        rows.append(RunRow(
-                            acc.name, model, applied, policy, ppl, ppl - float_ppl, ppl - w8a8_ppl,
-                            len(router.log), totals["tiles"], totals["tiles_err"], totals["tiles_recover"],
-                            cost.element_error_rate, cost.tiles_recomputed, cost.tiles_corrected,
-                            cost.elements_cleared, cost.elements_wrong_after, cost.recompute_fraction,
-                            cost.throughput_vs_nominal, cost.energy_vs_nominal, time.perf_counter() - start))
-                        breakdown[f"{applied:.3f}/{model}/{policy}"] = {**summary, "cost": cost.to_dict()}
-        finally:
-            acc.set_clock(nominal)
-            router.backend = TorchIntMM()
+    nominal = acc.clock_mhz
+    try:
+        for clock in clocks:
+            applied = acc.set_clock(clock, force=config.force_clock)
+            for model in config.error_models:
+                if model == "realm":
+                    rate = _matched_rate(rows, applied)
+                for policy in config.policies:
+                    # a fresh generator per policy: every policy faces the same first faults
+                    device = acc if model == "timing" else SoftwareFaultAccelerator(
+                        BitFlip(rate, REALM_BIT, config.seed), acc.array_n, applied)
+                    protected = ProtectedGemm(device, policy, profile, recovery, nominal_mhz=nominal,
+                                              measure=True)
+                    router.backend = protected
+                    router.log.clear()
+                    start = time.perf_counter()
+                    ppl = evaluate(f"{config.backend} {applied:.1f} MHz {model} {policy}")
+                    summary = summarize(router.log)
+                    totals = _totals(summary)
+                    cost = protected.cost
+                    rows.append(RunRow(
+                        acc.name, model, applied, policy, ppl, ppl - float_ppl, ppl - w8a8_ppl,
+                        len(router.log), totals["tiles"], totals["tiles_err"], totals["tiles_recover"],
+                        cost.element_error_rate, cost.tiles_recomputed, cost.tiles_corrected,
+                        cost.elements_cleared, cost.elements_wrong_after, cost.recompute_fraction,
+                        cost.throughput_vs_nominal, cost.energy_vs_nominal, time.perf_counter() - start))
+                    breakdown[f"{applied:.3f}/{model}/{policy}"] = {**summary, "cost": cost.to_dict()}
+    finally:
+        acc.set_clock(nominal)
+        router.backend = TorchIntMM()
     tokens = int(windows.numel())
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -27,9 +29,11 @@ def _names(choices):
 @click.option("--board", "board", default=None, is_flag=False, flag_value="local",
               help="run on a PYNQ board: alone for this machine's board, or --board HOST:PORT for `realm-hil serve`")
 @backend_option
-@click.option("--model", default=RunConfig.model, show_default=True, help="default model, .gguf path, or local HF model")
-@click.option("--text", default=RunConfig.text, show_default=True, help="'gpl3', 'wikitext2' (if cached) or a text file")
-@click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 128, board 256, twin/reference 1024]")
+@click.option("--model", default=RunConfig.model, show_default=True,
+              help="default model, .gguf path, or local HF model")
+@click.option("--text", default=RunConfig.text, show_default=True,
+              help="'gpl3', 'wikitext2' (if cached) or a text file")
+@click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 64, board 256, twin/reference 1024]")
 @click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
 @click.option("--clock-mhz", "clocks", multiple=True, type=float, help="array clock (repeatable) [nominal and 1.12x]")
 @click.option("--abft", "policies", default="none", show_default=True, callback=_names(POLICIES),
@@ -61,10 +65,15 @@ def run(board, backend, model, text, tokens, window, clocks, policies, error_mod
         stages=stages, attention=attention, profile=profile,
         board_address=None if board in (None, "local") else board, force_clock=force_clock,
     )
-    with click.progressbar(length=1, label="realm-hil run", file=click.get_text_stream("stderr"),
-                           show_pos=True) as bar:
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        # the bar appears with the first evaluated window, so a failure before any work (no board,
+        # bad clock) stays a single line
         def progress(done: int, total: int, label: str) -> None:
-            bar.length = total
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(length=total, file=sys.stderr, show_pos=True))
             bar.label = label
             bar.update(done - bar.pos)
 

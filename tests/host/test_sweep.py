@@ -17,7 +17,7 @@ def test_sweep_shape_zero_at_nominal_high_bits_first_rising():
     rates = [p.element_error_rate for p in points]
     assert rates[0] == 0
     assert rates[-1] > 0.5
-    assert all(b >= a for a, b in zip(rates, rates[1:]))
+    assert all(b >= a for a, b in zip(rates, rates[1:], strict=False))
     first = next(p for p in points if p.elements_err)
     wrong_bits = np.nonzero(first.bit_errors)[0]
     assert wrong_bits.min() >= 16, "first errors must hit the high-order bits"

@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import yaml
+
 from realm_hil.timing.profile import PROFILE_DIR, DeviceProfile, list_profiles, load_profile
 from realm_hil.timing.slack import first_error_clock, slack_table, validate_clock, variation_map
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from realm_hil import twin
 from realm_hil.timing.emulation import timed_add, timed_dot
 from realm_hil.timing.profile import load_profile

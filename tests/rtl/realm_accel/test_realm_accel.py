@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, Timer
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
-                           AxiStreamSource)
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from cocotb_build import rtl_sources, run
 from realm_hil import regmap
@@ -135,7 +134,7 @@ class TB:
 
     async def set_injection(self, masks: np.ndarray):
         """Load INJ_TABLE, writing only the entries that change."""
-        for r, c in zip(*np.nonzero(masks != self.inj)):
+        for r, c in zip(*np.nonzero(masks != self.inj), strict=True):
             await self.write(regmap.INJ_TABLE_BASE + 4 * (r * self.n + c), int(masks[r, c]))
         self.inj = masks.astype(np.uint32).copy()
 

@@ -82,7 +82,7 @@ class TB:
     def expected_dot(self, xs: list[int], ws: list[int], slack: int) -> int:
         if self.timing_emu:
             return int(timed_dot(np.array(xs), np.array(ws), np.array(slack)))
-        return s32(sum(x * w for x, w in zip(xs, ws)))
+        return s32(sum(x * w for x, w in zip(xs, ws, strict=True)))
 
 
 @cocotb.test()
@@ -104,7 +104,7 @@ async def run_test_timed_add(dut, timing_en):
             a = rng.choice([-1, 1, 2**31 - 1, -(2**31)]) + rng.randint(-20000, 20000)
         cases.append((s32(a), rng.randint(-128, 127), rng.randint(-128, 127), rng.choice(SLACKS)))
     got = [await tb.timed_step(a, x, w, slack) for a, x, w, slack in cases]
-    a, x, w, slack = (np.array(col, dtype=np.int64) for col in zip(*cases))
+    a, x, w, slack = (np.array(col, dtype=np.int64) for col in zip(*cases, strict=True))
     want = tb.expected(a.astype(np.int32), (x * w).astype(np.int32), slack, timing_en)
     bad = np.flatnonzero(np.array(got, dtype=np.int32) != want)
     for i in bad[:10]:

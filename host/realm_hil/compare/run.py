@@ -1,0 +1,76 @@
+"""Run a workload on the hardware and through every software model at each clock, and compare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backends.base import Accelerator
+from ..tiling import int32_gemm
+from ..workload import Gemm
+from .metrics import Distances, ErrorProfile, distances, error_profile
+from .models import PerBitModel, RealmModel, run_accelerator, run_statistical
+
+HARDWARE = "hardware"
+MODELS = ("realm", "per-bit", "twin")
+
+
+@dataclass
+class ClockComparison:
+    requested_mhz: float
+    profiles: dict[str, ErrorProfile]  # HARDWARE and every model
+    distances: dict[str, Distances]  # every model against HARDWARE
+
+    @property
+    def mhz(self) -> float:
+        return self.profiles[HARDWARE].mhz
+
+
+@dataclass
+class Comparison:
+    hardware_backend: str
+    workload: list[Gemm]
+    clocks: list[ClockComparison]
+    bit: int
+    seed: int
+
+
+def compare_models(
+    hardware: Accelerator,
+    twin: Accelerator,
+    workload: Sequence[Gemm],
+    clocks_mhz: Sequence[float],
+    *,
+    bit: int = 30,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Comparison:
+    """Hardware against realm, per-bit and twin at each clock; both backends' clocks are restored."""
+    exact = [int32_gemm(g.x, g.w) for g in workload]
+    restore = [(acc, acc.clock_mhz) for acc in (hardware, twin)]
+    results = []
+    try:
+        for index, mhz in enumerate(clocks_mhz):
+            hw_run = run_accelerator(hardware, HARDWARE, workload, mhz)
+            hw = error_profile(hw_run, workload, exact)
+            # a distinct stream per clock, so the models' draws at two clocks are not correlated
+            model_seed = np.random.SeedSequence([seed, index])
+            n, policy = hardware.array_n, hardware.policy
+            runs = [
+                run_statistical(RealmModel(hw.element_error_rate, bit), workload, exact, hw.mhz, n, policy,
+                                model_seed.spawn(1)[0]),
+                run_statistical(PerBitModel(hw.bit_error_rates), workload, exact, hw.mhz, n, policy,
+                                model_seed.spawn(1)[0]),
+                run_accelerator(twin, "twin", workload, mhz),
+            ]
+            profiles = {HARDWARE: hw} | {r.model: error_profile(r, workload, exact) for r in runs}
+            results.append(ClockComparison(mhz, profiles,
+                                           {m: distances(profiles[m], hw) for m in MODELS}))
+            if progress:
+                progress(1)
+    finally:
+        for acc, mhz in restore:
+            acc.set_clock(mhz)
+    return Comparison(hardware.name, list(workload), results, bit, seed)

@@ -42,9 +42,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import bench, compare, gemm, info, resources, run, serve, sweep
+    from . import bench, characterize, compare, gemm, info, resources, run, serve, sweep
 
-    for module in (info, gemm, run, bench, sweep, compare, serve, resources):
+    for module in (info, gemm, run, bench, sweep, characterize, compare, serve, resources):
         for command in module.COMMANDS:
             cli.add_command(command)
 

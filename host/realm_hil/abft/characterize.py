@@ -1,0 +1,370 @@
+"""Characterization of the critical region: perplexity under controlled GEMM errors on a (MSD, freq) grid.
+
+For one grid point (log2 MSD, log2 freq), every targeted INT32 GEMM output (one component, the
+layers of one layer group, one stage) gets `freq` erroneous elements at seeded random positions
+whose magnitudes sum to MSD, with random signs; every other GEMM is exact (torch._int_mm). The
+perplexity increase over the error-free W8A8 model says whether the point is critical.
+
+Magnitude split: equal, MSD // freq per element and the remainder spread as +1 over the first
+elements, so the sum is exactly MSD. Equal magnitudes make freq the number of equally harmful
+errors, which is what the per-tile rule's freq_eff counts (abft/fit.py derives the tile rule
+under the same split). Points need 1 <= MSD / freq <= 2^31 (an INT32 deviation is at most 2^31);
+others are infeasible and skipped. Two errors landing in one column of one tile add in the
+column checksum (and may cancel), so the deviation hardware would see can be slightly below
+the nominal point on dense grids; at the sparse densities that matter (freq << M x N) it is rare.
+
+Every finished point is a RecordLog line, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from realm_hil.llm.gemm import GemmRouter, GemmSite
+from realm_hil.llm.model import DEFAULT_MODEL, load_model
+from realm_hil.llm.offload import W8A8Config, quantize_model
+from realm_hil.llm.perplexity import perplexity
+from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, STAGES, Selection
+from realm_hil.llm.text import DEFAULT_TEXT, load_text, token_windows
+from realm_hil.results import RecordLog
+
+MAX_ABS_DEVIATION = 1 << 31
+
+
+@dataclass(frozen=True)
+class Grid:
+    """log2 MSD and log2 freq values of the sweep, like the axes of the paper's figure."""
+
+    log2_msd: tuple[int, ...] = tuple(range(8, 41, 4))
+    log2_freq: tuple[int, ...] = tuple(range(0, 13, 2))
+
+    @classmethod
+    def parse(cls, spec: str) -> Grid:
+        """ "msd=8:40:4,freq=0:12:2" (start:stop:step, stop included) or explicit "msd=10/20/30,freq=0/4"."""
+        axes = {}
+        for part in spec.split(","):
+            name, sep, values = part.strip().partition("=")
+            if not sep or name not in ("msd", "freq"):
+                raise ValueError(f"bad grid {spec!r}: use e.g. 'msd=8:40:4,freq=0:12:2'")
+            axes[name] = _axis(values, name)
+        missing = {"msd", "freq"} - set(axes)
+        if missing:
+            raise ValueError(f"bad grid {spec!r}: missing axis {', '.join(sorted(missing))}")
+        return cls(axes["msd"], axes["freq"])
+
+    def spec(self) -> str:
+        return f"msd={'/'.join(map(str, self.log2_msd))},freq={'/'.join(map(str, self.log2_freq))}"
+
+    def points(self) -> Iterator[tuple[int, int]]:
+        """Feasible (log2 MSD, log2 freq) pairs."""
+        for m in self.log2_msd:
+            for f in self.log2_freq:
+                if feasible(m, f):
+                    yield m, f
+
+
+def _axis(values: str, name: str) -> tuple[int, ...]:
+    try:
+        if ":" in values:
+            start, stop, step = (int(v) for v in values.split(":"))
+            if step <= 0:
+                raise ValueError
+            out = tuple(range(start, stop + 1, step))
+        else:
+            out = tuple(sorted({int(v) for v in values.split("/")}))
+    except ValueError:
+        raise ValueError(f"bad {name} axis {values!r}: use start:stop:step or a/b/c (log2 values)") from None
+    if not out or min(out) < 0 or max(out) > 63:
+        raise ValueError(f"{name} axis {values!r} must hold log2 values in [0, 63]")
+    return out
+
+
+def feasible(log2_msd: int, log2_freq: int) -> bool:
+    return log2_freq <= log2_msd <= log2_freq + 31
+
+
+@dataclass
+class SumDeviation:
+    """Fault hook: `freq` errors per GEMM with magnitudes summing to `msd`, random signs and positions."""
+
+    msd: int
+    freq: int
+    seed: int
+    gemms: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.freq <= self.msd <= self.freq * MAX_ABS_DEVIATION:
+            raise ValueError(f"need 1 <= freq <= msd <= freq * 2^31, got msd={self.msd}, freq={self.freq}")
+        self._rng = np.random.default_rng(self.seed)
+        base, extra = divmod(self.msd, self.freq)
+        self._magnitudes = np.full(self.freq, base, dtype=np.int64)
+        self._magnitudes[:extra] += 1
+
+    def errors(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat positions and signed deviations of one GEMM's errors."""
+        if self.freq > size:
+            raise ValueError(f"{self.freq} errors do not fit a GEMM output of {size} elements")
+        positions = self._rng.choice(size, size=self.freq, replace=False)
+        signs = self._rng.integers(0, 2, size=self.freq) * 2 - 1
+        return positions, signs * self._magnitudes
+
+    def __call__(self, acc: np.ndarray, site: GemmSite) -> np.ndarray:
+        positions, values = self.errors(acc.size)
+        acc = np.require(acc, requirements=["C", "W"])
+        flat = acc.reshape(-1)
+        # wrap-around like the INT32 accumulator: the hardware reads d mod 2^32
+        flat[positions] = (
+            (flat[positions].astype(np.int64) + values + (1 << 31)) % (1 << 32) - (1 << 31)
+        ).astype(np.int32)
+        self.gemms += 1
+        return acc
+
+
+@dataclass
+class CharacterizeConfig:
+    model: str = DEFAULT_MODEL
+    text: str = DEFAULT_TEXT
+    tokens: int = 256
+    window: int = 128
+    components: tuple[str, ...] = LINEAR_COMPONENTS  # each characterized on its own
+    layer_groups: dict[str, str] | None = None  # name -> layer pattern; None: early / late halves
+    stages: tuple[str, ...] = ("prefill",)
+    grid: Grid = field(default_factory=Grid)
+    seed: int = 0
+    tolerance: float = 1.0  # perplexity increase that makes a point critical
+    array_n: int = 8
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        known = (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS)
+        unknown = [c for c in self.components if c not in known]
+        if unknown or not self.components:
+            raise ValueError(
+                f"components must be some of {', '.join(known)}, got {', '.join(self.components)}"
+            )
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad or not self.stages:
+            raise ValueError(f"stages must be some of {', '.join(STAGES)}, got {', '.join(self.stages)}")
+        if self.tokens < 2 or self.window < 2 or self.tokens < self.window:
+            raise ValueError(f"need 2 <= window <= tokens, got window {self.window}, tokens {self.tokens}")
+        if self.tolerance <= 0:
+            raise ValueError(f"tolerance must be positive, got {self.tolerance}")
+        if "decode" in self.stages and self.window < 4:
+            raise ValueError("decode characterization needs windows of at least 4 tokens")
+
+    @property
+    def attention(self) -> bool:
+        return any(c in ATTENTION_COMPONENTS for c in self.components)
+
+    def identity(self) -> dict:
+        """What must match for a resumed sweep to continue the same experiment."""
+        return {
+            "model": self.model,
+            "text": self.text,
+            "tokens": self.tokens,
+            "window": self.window,
+            "seed": self.seed,
+            "attention": self.attention,
+        }
+
+
+def default_layer_groups(num_layers: int) -> dict[str, str]:
+    half = num_layers // 2
+    if half == 0:
+        return {"all": f"0-{num_layers - 1}"}
+    return {"early": f"0-{half - 1}", "late": f"{half}-{num_layers - 1}"}
+
+
+def parse_layer_groups(spec: str) -> dict[str, str]:
+    """ "early=0-9;late=20-29" -> {"early": "0-9", "late": "20-29"}."""
+    groups = {}
+    for part in spec.split(";"):
+        name, sep, pattern = part.strip().partition("=")
+        if not sep or not name.strip() or not pattern.strip():
+            raise ValueError(f"bad layer groups {spec!r}: use e.g. 'early=0-9;late=20-29'")
+        groups[name.strip()] = pattern.strip()
+    return groups
+
+
+@dataclass
+class PointResult:
+    component: str
+    group: str
+    stage: str
+    log2_msd: int
+    log2_freq: int
+    ppl: float
+    delta: float  # perplexity increase over the error-free W8A8 model (inf when it diverged)
+    critical: bool
+    gemms: int  # GEMMs that received errors
+    seconds: float
+
+    @property
+    def key(self) -> str:
+        return point_key(self.component, self.group, self.stage, self.log2_msd, self.log2_freq)
+
+
+def point_key(component: str, group: str, stage: str, log2_msd: int, log2_freq: int) -> str:
+    return f"{component}/{group}/{stage}/{log2_msd}/{log2_freq}"
+
+
+# (done, total, label) after each point, skipped ones included
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Sweep:
+    """A quantized model ready for characterization: its router, windows and clean perplexities."""
+
+    model: nn.Module
+    router: GemmRouter
+    windows: torch.Tensor
+    num_layers: int
+    clean: dict[str, float]  # stage -> error-free W8A8 perplexity of that stage's evaluation
+    shapes: dict[tuple[str, str], tuple[int, int]]  # (stage, component) -> (M, N) of its GEMM outputs
+
+
+def prepare(model: nn.Module, windows: torch.Tensor, config: CharacterizeConfig) -> Sweep:
+    """Quantize `model` in place (W8A8 through one router) and measure its error-free perplexities."""
+    router = quantize_model(model, W8A8Config(attention=config.attention))
+    num_layers = model.config.num_hidden_layers
+    sweep = Sweep(model, router, windows, num_layers, {}, {})
+    router.log.clear()
+    sweep.clean = {stage: evaluate(sweep, stage) for stage in config.stages}
+    for record in router.log.records:
+        m, _, n = record.shape
+        sweep.shapes.setdefault((record.site.stage, record.site.component), (m, n))
+    router.log.clear()
+    return sweep
+
+
+def evaluate(sweep: Sweep, stage: str) -> float:
+    """Perplexity of the stage's evaluation: whole windows for prefill, the second halves for decode.
+
+    Decode: the first half of each window is a prefill (error-free unless the hook is selected for
+    prefill), the second half is generated one token at a time on the KV cache and scored, so
+    errors in decode GEMMs reach exactly the predictions measured.
+    """
+    if stage == "prefill":
+        return perplexity(sweep.model, sweep.windows).ppl
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for window in sweep.windows:
+            half = window.numel() // 2
+            out = sweep.model(window[None, :half], use_cache=True)
+            cache, logits = out.past_key_values, out.logits[0, -1]
+            for pos in range(half, window.numel()):
+                nll += float(nn.functional.cross_entropy(logits.float()[None], window[pos : pos + 1]))
+                count += 1
+                if pos + 1 < window.numel():
+                    out = sweep.model(window[None, pos : pos + 1], past_key_values=cache, use_cache=True)
+                    cache, logits = out.past_key_values, out.logits[0, -1]
+    return math.exp(nll / count) if math.isfinite(nll) else math.inf
+
+
+def run_points(
+    sweep: Sweep, config: CharacterizeConfig, log: RecordLog, progress: Progress | None = None
+) -> list[PointResult]:
+    """Evaluate every grid point not yet in `log`; returns all points of the configuration."""
+    groups = config.layer_groups or default_layer_groups(sweep.num_layers)
+    plan = [
+        (c, g, s, m, f)
+        for s in config.stages
+        for g in groups
+        for c in config.components
+        for m, f in config.grid.points()
+    ]
+    results = []
+    for done, (component, group, stage, m, f) in enumerate(plan, 1):
+        key = point_key(component, group, stage, m, f)
+        if key not in log:
+            hook = SumDeviation(1 << m, 1 << f, seed=_point_seed(config.seed, key))
+            sweep.router.selection = Selection.parse(groups[group], component, stage, sweep.num_layers)
+            sweep.router.fault = hook
+            start = time.perf_counter()
+            try:
+                ppl = evaluate(sweep, stage)
+            finally:
+                sweep.router.fault = None
+                sweep.router.log.clear()
+            delta = ppl - sweep.clean[stage] if math.isfinite(ppl) else math.inf
+            point = PointResult(
+                component,
+                group,
+                stage,
+                m,
+                f,
+                ppl,
+                delta,
+                not delta <= config.tolerance,
+                hook.gemms,
+                time.perf_counter() - start,
+            )
+            log.add(key, asdict(point))
+        results.append(_from_record(log.records[key], config.tolerance))
+        if progress is not None:
+            progress(done, len(plan), key)
+    return results
+
+
+def _point_seed(seed: int, key: str) -> list[int]:
+    # Each point draws from its own stream, so a resumed sweep injects exactly what a full run would.
+    return [seed, *key.encode()]
+
+
+def _from_record(record: dict, tolerance: float) -> PointResult:
+    # criticality is re-derived from the delta: a resumed sweep can be refitted at another tolerance
+    fields = {k: record[k] for k in PointResult.__dataclass_fields__}
+    return PointResult(**{**fields, "critical": not fields["delta"] <= tolerance})
+
+
+def open_log(out_dir: Path, config: CharacterizeConfig, resume: bool) -> RecordLog:
+    """The sweep's record log; refuses to mix two experiments in one directory."""
+    path = Path(out_dir) / "points.jsonl"
+    if path.exists() and not resume:
+        raise ValueError(
+            f"{path} already exists: pass --resume to continue that sweep, or choose another --out"
+        )
+    log = RecordLog(path)
+    identity = config.identity()
+    if "config" in log:
+        previous = {k: log.records["config"].get(k) for k in identity}
+        if previous != identity:
+            raise ValueError(f"cannot resume {path}: it was made with {previous}, not {identity}")
+    else:
+        log.add("config", identity)
+    return log
+
+
+def load_sweep(config: CharacterizeConfig) -> Sweep:
+    torch.set_num_threads(config.threads)
+    loaded = load_model(config.model)
+    windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
+    return prepare(loaded.model, windows, config)
+
+
+def sensitivity_summary(points: list[PointResult]) -> dict[str, dict[str, float]]:
+    """Per stage/group and component: lowest critical log2 MSD at each log2 freq, and the fraction critical.
+
+    "onset" is the lowest log2 MSD that is critical at any freq (inf: never critical on the grid).
+    """
+    table: dict[str, dict[str, float]] = {}
+    for p in points:
+        row = table.setdefault(
+            f"{p.stage}/{p.group}/{p.component}", {"onset": math.inf, "critical": 0, "points": 0}
+        )
+        row["points"] += 1
+        if p.critical:
+            row["critical"] += 1
+            row["onset"] = min(row["onset"], p.log2_msd)
+            col = f"onset@f{p.log2_freq}"
+            row[col] = min(row.get(col, math.inf), p.log2_msd)
+    return table

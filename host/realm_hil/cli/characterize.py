@@ -1,0 +1,141 @@
+"""`realm-hil characterize`: the critical region of statistical ABFT, written as an ABFT profile."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..abft.characterize import CharacterizeConfig, Grid, parse_layer_groups
+from ..abft.fit import run_characterization
+from ..llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
+
+_NAMED = {
+    "linear": LINEAR_COMPONENTS,
+    "attention": ATTENTION_COMPONENTS,
+    "all": (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS),
+    "sensitive": ("o", "down"),
+    "resilient": ("q", "k", "v", "gate", "up", "qk", "sv"),
+}
+
+
+def _components(_ctx, _param, value: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in (v.strip() for v in value.split(",")):
+        for comp in _NAMED.get(name, (name,)):
+            if comp not in _NAMED["all"]:
+                raise click.BadParameter(
+                    f"unknown component {comp!r}: use {', '.join(_NAMED['all'])} or {', '.join(_NAMED)}"
+                )
+            if comp not in out:
+                out.append(comp)
+    return tuple(out)
+
+
+@click.command()
+@click.option(
+    "--model",
+    default=CharacterizeConfig.model,
+    show_default=True,
+    help="default model, .gguf path, or local HF model",
+)
+@click.option(
+    "--text",
+    default=CharacterizeConfig.text,
+    show_default=True,
+    help="'gpl3', 'wikitext2' (if cached) or a text file",
+)
+@click.option("--tokens", default=CharacterizeConfig.tokens, show_default=True, type=click.IntRange(2))
+@click.option("--window", default=CharacterizeConfig.window, show_default=True, type=click.IntRange(2))
+@click.option(
+    "--classes",
+    "components",
+    default="linear",
+    show_default=True,
+    callback=_components,
+    help="components to characterize, each on its own: names (q,k,v,o,gate,up,down,qk,sv) or "
+    "linear, attention, all, sensitive, resilient (the paper's classes)",
+)
+@click.option("--layers", default=None, help="layer groups, e.g. 'early=0-9;late=20-29' [early/late halves]")
+@click.option(
+    "--stages",
+    default="prefill",
+    show_default=True,
+    type=click.Choice(["prefill", "decode", "prefill,decode"]),
+)
+@click.option(
+    "--grid",
+    "grid_spec",
+    default=Grid().spec(),
+    show_default=True,
+    help="log2 MSD and log2 freq values: 'msd=start:stop:step,freq=start:stop:step' or a/b/c lists",
+)
+@click.option(
+    "--tolerance",
+    default=CharacterizeConfig.tolerance,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="perplexity increase that makes a point critical",
+)
+@click.option(
+    "--array-n",
+    default=CharacterizeConfig.array_n,
+    show_default=True,
+    type=click.IntRange(1),
+    help="array size n: the hardware's n x n statistics tile",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
+@click.option(
+    "--out", "out_dir", default="runs/characterize", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--resume", is_flag=True, help="continue an interrupted sweep in --out")
+def characterize(
+    model,
+    text,
+    tokens,
+    window,
+    components,
+    layers,
+    stages,
+    grid_spec,
+    tolerance,
+    array_n,
+    seed,
+    threads,
+    out_dir,
+    resume,
+) -> None:
+    """Sweep GEMM errors over (MSD, freq), fit the critical region, write the ABFT profile."""
+    config = CharacterizeConfig(
+        model=model,
+        text=text,
+        tokens=tokens,
+        window=window,
+        components=components,
+        layer_groups=parse_layer_groups(layers) if layers else None,
+        stages=tuple(stages.split(",")),
+        grid=Grid.parse(grid_spec),
+        seed=seed,
+        tolerance=tolerance,
+        array_n=array_n,
+        threads=threads,
+    )
+    with click.progressbar(
+        length=1, label="characterize", file=sys.stderr, item_show_func=lambda item: item
+    ) as bar:
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.length = total
+            bar.update(done - bar.pos, label)
+
+        result = run_characterization(config, out_dir, resume=resume, progress=progress)
+    click.echo(result.report())
+    click.echo(
+        f"wrote {out_dir / 'profile.yaml'}, {out_dir / 'points.csv'}, {out_dir / 'heatmap.png'}, "
+        f"{out_dir / 'report.txt'}"
+    )
+
+
+COMMANDS = [characterize]

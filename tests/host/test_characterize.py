@@ -1,0 +1,240 @@
+"""Critical-region characterization: error injection, boundary fit, tile rule, resumable sweep, CLI."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from realm_hil.abft.characterize import (
+    CharacterizeConfig,
+    Grid,
+    PointResult,
+    SumDeviation,
+    open_log,
+    prepare,
+    run_points,
+)
+from realm_hil.abft.fit import classify, fit_boundary, run_characterization, tile_alpha_beta, translate
+from realm_hil.abft.profile import Boundary, load_abft_profile
+from realm_hil.llm.gemm import GemmSite
+from realm_hil.stats import tile_stats
+
+SITE = GemmSite(0, "o", "prefill")
+
+
+def test_grid_parse_and_feasibility():
+    grid = Grid.parse("msd=0:40:20,freq=0/35")
+    assert grid.log2_msd == (0, 20, 40) and grid.log2_freq == (0, 35)
+    # MSD / freq must lie in [1, 2^31]: an INT32 deviation is at most 2^31
+    assert list(grid.points()) == [(0, 0), (20, 0), (40, 35)]
+    assert Grid.parse(grid.spec()) == grid
+    for bad in ("msd=1:4:0,freq=0", "msd=8", "msd=a,freq=1", "size=1,freq=1", "msd=70,freq=0"):
+        with pytest.raises(ValueError):
+            Grid.parse(bad)
+
+
+def test_sum_deviation_places_exact_sum_with_equal_magnitudes():
+    acc = np.zeros((64, 48), np.int32)
+    hook = SumDeviation(msd=1000, freq=7, seed=3)
+    out = hook(acc.copy(), SITE)
+    nz = out[out != 0]
+    assert nz.size == 7 and np.abs(nz).sum() == 1000
+    assert set(np.abs(nz)) <= {142, 143}  # 1000 = 6 x 143 + 1 x 142: equal split, remainder spread
+    again = SumDeviation(msd=1000, freq=7, seed=3)(acc.copy(), SITE)
+    assert np.array_equal(out, again)
+    assert hook.gemms == 1
+
+
+def test_sum_deviation_wraps_like_the_int32_accumulator():
+    acc = np.full((1, 1), 2**31 - 1, np.int32)
+    out = SumDeviation(msd=2**31, freq=1, seed=0)(acc, SITE)
+    assert (int(out[0, 0]) - (2**31 - 1)) % 2**32 == 2**31
+    with pytest.raises(ValueError, match="freq <= msd"):
+        SumDeviation(msd=2**32 + 1, freq=1, seed=0)
+    with pytest.raises(ValueError, match="do not fit"):
+        SumDeviation(msd=8, freq=4, seed=0)(np.zeros((1, 2), np.int32), SITE)
+
+
+def synthetic(slope: float, intercept: float, grid: Grid, component: str = "o") -> list[PointResult]:
+    return [
+        PointResult(component, "all", "prefill", m, f, 0.0, 10.0 * crit, crit, 1, 0.0)
+        for m, f in grid.points()
+        for crit in [f <= slope * m + intercept]
+    ]
+
+
+@pytest.mark.parametrize(("slope", "intercept"), [(1.5, -25.0), (0.8, -6.0), (2.0, -40.0)])
+def test_fit_recovers_a_known_boundary(slope, intercept):
+    points = synthetic(slope, intercept, Grid(tuple(range(4, 41, 2)), tuple(range(0, 15))))
+    fit = fit_boundary(
+        [p.log2_msd for p in points], [p.log2_freq for p in points], [p.critical for p in points]
+    )
+    assert fit.boundary.slope == pytest.approx(slope, abs=0.15)
+    # every critical point on the critical side, and the line within one grid step of the truth
+    assert all(fit.is_critical(p.log2_msd, p.log2_freq) for p in points if p.critical)
+    assert fit.benign_on_critical_side <= 0.03 * len(points)
+    mid = 30.0
+    assert fit.boundary.slope * mid + fit.boundary.intercept == pytest.approx(
+        slope * mid + intercept, abs=1.5
+    )
+
+
+def test_fit_rejects_one_sided_data():
+    with pytest.raises(ValueError, match="no critical point"):
+        fit_boundary([1, 2], [0, 0], [False, False])
+    with pytest.raises(ValueError, match="every point is critical"):
+        fit_boundary([1, 2], [0, 0], [True, True])
+
+
+def test_tile_rule_catches_critical_points_on_the_real_gemm_shape():
+    assert tile_alpha_beta(Boundary(1.5, -25.0)) == (-0.5, 25.0)
+    grid = Grid(tuple(range(8, 37, 2)), tuple(range(0, 13, 2)))
+    points = synthetic(1.5, -25.0, grid)
+    fit = fit_boundary(
+        [p.log2_msd for p in points], [p.log2_freq for p in points], [p.critical for p in points]
+    )
+    rule = translate(fit, points, {"o": (128, 576)}, array_n=8)
+    assert rule.recall == 1.0 and rule.freq_min == 1
+    assert rule.alpha == pytest.approx(1 - fit.boundary.slope, abs=1 / 256)
+    assert rule.beta <= -fit.boundary.intercept + 1 / 256
+    # the rule is not "recover everything": most benign points pass untouched
+    assert rule.benign_flag_rate < 0.5
+    # beta is lowered because up to 2^12 critical errors spread one per tile: each tile then holds a
+    # smaller error than a lone critical one; the derivation bounds that by (a - 1) / a * log2 F
+    a = fit.boundary.slope
+    assert 0 < rule.beta_margin <= (a - 1) / a * 12 + 0.25
+    # a lone error trips the tile rule from magnitude 2^(beta / (1 - alpha)) on
+    lone = rule.beta / (1 - rule.alpha)
+    d = np.zeros((2, 8), np.int32)
+    d[0, 3], d[1, 3] = 2 ** math.floor(lone - 0.5), 2 ** math.ceil(lone + 0.5)
+    assert list(tile_stats(d, np.zeros_like(d), rule.policy()).recover) == [False, True]
+
+
+def test_classify_splits_at_the_largest_gap():
+    grid = Grid(tuple(range(8, 41, 4)), (0, 6))
+    points = (
+        synthetic(1.0, -16.0, grid, "o")
+        + synthetic(1.0, -18.0, grid, "down")
+        + synthetic(1.0, -30.0, grid, "q")
+        + synthetic(1.0, -100.0, grid, "up")
+    )
+    split = classify(points, ["q", "k", "o", "up", "down", "sv"])
+    assert split.classes["sensitive"] == ("o", "down")
+    # measured ones by onset, then the unmeasured in the paper's class
+    assert split.classes["resilient"] == ("q", "up", "k", "sv")
+    assert math.isinf(split.onsets["up"])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
+def tiny_sweep(tiny_model):
+    import copy
+
+    config = CharacterizeConfig(
+        model="tiny",
+        tokens=32,
+        window=16,
+        components=("o", "q"),
+        grid=Grid((4, 16, 28), (0, 2)),
+        tolerance=0.05,
+    )
+    windows = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+    return config, prepare(copy.deepcopy(tiny_model), windows, config)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_sweep_resumes_to_the_same_points(tmp_path, tiny_sweep):
+    config, sweep = tiny_sweep
+    full = run_points(sweep, config, open_log(tmp_path / "full", config, resume=False))
+
+    def stop_after(k):
+        def progress(done, _total, _label):
+            if done == k:
+                raise Interrupted
+
+        return progress
+
+    with pytest.raises(Interrupted):
+        run_points(sweep, config, open_log(tmp_path / "cut", config, resume=False), stop_after(5))
+    with pytest.raises(ValueError, match="already exists"):
+        open_log(tmp_path / "cut", config, resume=False)
+    log = open_log(tmp_path / "cut", config, resume=True)
+    assert len(log) == 1 + 5  # the config record and the finished points
+    resumed = run_points(sweep, config, log)
+    assert len(resumed) == len(full) == 2 * 2 * 6  # components x layer groups (halves) x feasible points
+    # each point was evaluated once: the finished ones were not repeated
+    assert len((tmp_path / "cut" / "points.jsonl").read_text().splitlines()) == 1 + len(full)
+    assert [(p.key, p.ppl, p.critical) for p in resumed] == [(p.key, p.ppl, p.critical) for p in full]
+    assert any(p.critical for p in full) and not all(p.critical for p in full)
+
+
+def test_resume_refuses_another_experiment(tmp_path, tiny_sweep):
+    config, _ = tiny_sweep
+    open_log(tmp_path, config, resume=False)
+    other = CharacterizeConfig(model="tiny", tokens=64, window=16, components=("o",))
+    with pytest.raises(ValueError, match="cannot resume"):
+        open_log(tmp_path, other, resume=True)
+
+
+def test_run_characterization_writes_profile_csv_and_heatmap(tmp_path, tiny_sweep):
+    config, sweep = tiny_sweep
+    result = run_characterization(config, tmp_path, sweep=sweep)
+    profile = load_abft_profile(tmp_path / "profile.yaml")
+    assert profile == result.profile
+    assert profile.provenance.tokens == 32 and "msd=4/16/28" in profile.provenance.grid
+    assert len((tmp_path / "points.csv").read_text().splitlines()) == 1 + len(result.points)
+    assert (tmp_path / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert "onset" in (tmp_path / "report.txt").read_text()
+
+
+@pytest.mark.llm
+def test_cli_writes_the_files(tmp_path):
+    from realm_hil.cli.characterize import characterize
+
+    out = tmp_path / "run"
+    args = [
+        "--tokens",
+        "32",
+        "--window",
+        "32",
+        "--classes",
+        "o,q",
+        "--layers",
+        "first=0",
+        "--grid",
+        "msd=10/30,freq=0",
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(characterize, args)
+    assert result.exit_code == 0, result.output
+    assert {"profile.yaml", "points.csv", "heatmap.png", "report.txt", "points.jsonl"} <= {
+        p.name for p in out.iterdir()
+    }
+    profile = load_abft_profile(out / "profile.yaml")
+    assert profile.provenance.tokens == 32
+    # a rerun over the same directory needs --resume, which then evaluates nothing new
+    assert CliRunner().invoke(characterize, args).exit_code != 0
+    again = CliRunner().invoke(characterize, [*args, "--resume"])
+    assert again.exit_code == 0, again.output

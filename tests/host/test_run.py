@@ -45,6 +45,7 @@ def test_sim_logits_bit_identical_to_reference(quantized):
     (["--text", "/nonexistent/text.txt"], "text file not found"),
     (["--clock-mhz", "-5", "--backend", "reference"], "clock"),
     (["--abft", "sometimes"], "choose from"),
+    (["--dataset", "wikitext2"], "WikiText-2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     result = CliRunner().invoke(cli, ["run", "--backend", "reference", "--tokens", "8", "--window", "8", *args])

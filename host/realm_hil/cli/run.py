@@ -11,6 +11,7 @@ import click
 
 from ..abft.policies import POLICIES
 from ..experiment import ERROR_MODELS, RunConfig, run_experiment
+from ..llm.text import WIKITEXT2
 from .options import backend_option
 
 
@@ -33,6 +34,8 @@ def _names(choices):
               help="default model, .gguf path, or local HF model")
 @click.option("--text", default=RunConfig.text, show_default=True,
               help="'gpl3', 'wikitext2' (if cached) or a text file")
+@click.option("--dataset", type=click.Choice([WIKITEXT2]),
+              help="a locally cached data set instead of --text (WikiText-2 test split)")
 @click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 64, board 256, twin/reference 1024]")
 @click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
 @click.option("--clock-mhz", "clocks", multiple=True, type=float, help="array clock (repeatable) [nominal and 1.12x]")
@@ -55,11 +58,11 @@ def _names(choices):
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
-def run(board, backend, model, text, tokens, window, clocks, policies, error_models, abft_profile, recover_on,
+def run(board, backend, model, text, dataset, tokens, window, clocks, policies, error_models, abft_profile, recover_on,
         layers, components, stages, attention, profile, seed, force_clock, out_dir, as_json) -> None:
     """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
     config = RunConfig(
-        backend="board" if board else backend, model=model, text=text, tokens=tokens, window=window,
+        backend="board" if board else backend, model=model, text=dataset or text, tokens=tokens, window=window,
         clocks_mhz=list(clocks) or None, policies=policies, error_models=error_models,
         abft_profile=abft_profile, recover_on=recover_on, seed=seed, layers=layers, components=components,
         stages=stages, attention=attention, profile=profile,

@@ -12,11 +12,21 @@ from realm_hil.abft.characterize import (
     Grid,
     PointResult,
     SumDeviation,
+    isotonic,
+    label_critical,
     open_log,
     prepare,
     run_points,
 )
-from realm_hil.abft.fit import classify, fit_boundary, run_characterization, tile_alpha_beta, translate
+from realm_hil.abft.fit import (
+    Classification,
+    classify,
+    fit_boundary,
+    fit_classes,
+    run_characterization,
+    tile_alpha_beta,
+    translate,
+)
 from realm_hil.abft.profile import Boundary, load_abft_profile
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.stats import tile_stats
@@ -110,6 +120,38 @@ def test_tile_rule_catches_critical_points_on_the_real_gemm_shape():
     d = np.zeros((2, 8), np.int32)
     d[0, 3], d[1, 3] = 2 ** math.floor(lone - 0.5), 2 ** math.ceil(lone + 0.5)
     assert list(tile_stats(d, np.zeros_like(d), rule.policy()).recover) == [False, True]
+
+
+def test_isotonic_fit_is_the_least_squares_monotone_row():
+    assert isotonic([1.0, 3.0, 2.0, 4.0]) == [1.0, 2.5, 2.5, 4.0]
+    assert isotonic([5.0, 1.0, 0.0]) == [2.0, 2.0, 2.0]
+    assert isotonic([0.0, 1.0]) == [0.0, 1.0]
+
+
+def test_labels_ignore_an_isolated_noisy_point_and_fill_a_dip():
+    deltas = {10: 0.1, 12: 0.9, 14: 0.0, 16: 0.1, 18: 30.0, 20: 0.2, 22: 500.0, 24: math.inf}
+    points = [PointResult("o", "all", "prefill", m, 0, 0.0, d, False, 1, 0.0) for m, d in deltas.items()]
+    labelled = {p.log2_msd: p.critical for p in label_critical(points, 0.5)}
+    # the lone 0.9 among harmless neighbours is noise; the 0.2 between two large deltas is a dip
+    assert labelled == {10: False, 12: False, 14: False, 16: False, 18: True, 20: True, 22: True, 24: True}
+
+
+def test_resilient_class_gets_a_frequency_floor_and_gemm_gate():
+    """Critical only with many large errors: the fit finds the floor and the gate lets none through."""
+    grid = Grid(tuple(range(8, 37, 2)), tuple(range(0, 13, 2)))
+    points = [
+        PointResult("q", "all", "prefill", m, f, 0.0, 10.0 * crit, crit, 1, 0.0)
+        for m, f in grid.points()
+        for crit in [6 <= f <= 1.5 * m - 25]
+    ]
+    split = Classification({"q": 1.0}, {"q": 0.0}, {"sensitive": (), "resilient": ("q",)}, ("q",))
+    fit = fit_classes(points, split, {"q": (128, 576)}, array_n=8)["resilient"]
+    assert fit.fit.floor == 6 and fit.rule.gemm_freq_min == 64
+    assert all(fit.fit.is_critical(p.log2_msd, p.log2_freq) == p.critical for p in points if p.critical)
+    assert not any(fit.fit.is_critical(p.log2_msd, p.log2_freq) for p in points if p.log2_freq < 6)
+    assert fit.rule.recall == 1.0
+    # lone huge errors are below the gate: those benign points are never recovered
+    assert fit.rule.benign_flag_rate < 0.5
 
 
 def test_classify_splits_at_the_largest_gap():

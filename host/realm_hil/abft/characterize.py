@@ -13,6 +13,12 @@ others are infeasible and skipped. Two errors landing in one column of one tile 
 column checksum (and may cancel), so the deviation hardware would see can be slightly below
 the nominal point on dense grids; at the sparse densities that matter (freq << M x N) it is rare.
 
+Positions and signs depend on the point's component, group, stage and freq but not on its MSD:
+along a row of the grid only the magnitudes grow, so perplexity rises with MSD except for noise
+(a perturbation of any size moves perplexity by a few tenths on short texts). Criticality is read
+off the row after a monotone (isotonic) fit of the damage in MSD, which removes isolated noisy
+points that would otherwise each drag the fitted boundary with them.
+
 Every finished point is a RecordLog line, so an interrupted sweep resumes where it stopped.
 """
 
@@ -21,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +43,8 @@ from realm_hil.llm.text import DEFAULT_TEXT, load_text, token_windows
 from realm_hil.results import RecordLog
 
 MAX_ABS_DEVIATION = 1 << 31
+# Bumped whenever the injected errors of a point change, so an old sweep cannot be resumed into a new one.
+INJECTION_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,7 @@ class CharacterizeConfig:
             "window": self.window,
             "seed": self.seed,
             "attention": self.attention,
+            "injection": INJECTION_VERSION,
         }
 
 
@@ -286,7 +295,7 @@ def run_points(
     for done, (component, group, stage, m, f) in enumerate(plan, 1):
         key = point_key(component, group, stage, m, f)
         if key not in log:
-            hook = SumDeviation(1 << m, 1 << f, seed=_point_seed(config.seed, key))
+            hook = SumDeviation(1 << m, 1 << f, seed=_point_seed(config.seed, component, group, stage, f))
             sweep.router.selection = Selection.parse(groups[group], component, stage, sweep.num_layers)
             sweep.router.fault = hook
             start = time.perf_counter()
@@ -309,21 +318,59 @@ def run_points(
                 time.perf_counter() - start,
             )
             log.add(key, asdict(point))
-        results.append(_from_record(log.records[key], config.tolerance))
+        results.append(_from_record(log.records[key]))
         if progress is not None:
             progress(done, len(plan), key)
-    return results
+    return label_critical(results, config.tolerance)
 
 
-def _point_seed(seed: int, key: str) -> list[int]:
-    # Each point draws from its own stream, so a resumed sweep injects exactly what a full run would.
-    return [seed, *key.encode()]
+def _point_seed(seed: int, component: str, group: str, stage: str, log2_freq: int) -> list[int]:
+    # Each row of the grid draws from its own stream, so a resumed sweep injects exactly what a full
+    # run would, and the points of a row share positions and signs (module docstring).
+    return [seed, *f"{component}/{group}/{stage}/{log2_freq}".encode()]
 
 
-def _from_record(record: dict, tolerance: float) -> PointResult:
-    # criticality is re-derived from the delta: a resumed sweep can be refitted at another tolerance
+def _from_record(record: dict) -> PointResult:
     fields = {k: record[k] for k in PointResult.__dataclass_fields__}
-    return PointResult(**{**fields, "critical": not fields["delta"] <= tolerance})
+    return PointResult(**fields)
+
+
+# log10(1 + ppl increase) given to diverged evaluations: above any finite perplexity seen.
+DIVERGED_DAMAGE = 12.0
+
+
+def damage(delta: float) -> float:
+    return math.log10(1 + max(delta, 0.0)) if math.isfinite(delta) else DIVERGED_DAMAGE
+
+
+def label_critical(points: list[PointResult], tolerance: float) -> list[PointResult]:
+    """Points with `critical` from the monotone fit of damage over MSD along each grid row.
+
+    Criticality is always re-derived from the recorded deltas, so a finished sweep can be
+    refitted at another tolerance.
+    """
+    rows: dict[tuple, list[int]] = {}
+    for i, p in enumerate(points):
+        rows.setdefault((p.component, p.group, p.stage, p.log2_freq), []).append(i)
+    threshold = math.log10(1 + tolerance)
+    out = list(points)
+    for members in rows.values():
+        members.sort(key=lambda i: points[i].log2_msd)
+        smooth = isotonic([damage(points[i].delta) for i in members])
+        for i, value in zip(members, smooth, strict=True):
+            out[i] = replace(points[i], critical=bool(value > threshold))
+    return out
+
+
+def isotonic(values: list[float]) -> list[float]:
+    """Least-squares non-decreasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for v in values:
+        blocks.append([v, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m1, n1), (m2, n2) = blocks[-2], blocks.pop()
+            blocks[-1] = [(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2]
+    return [m for m, n in blocks for _ in range(int(n))]
 
 
 def open_log(out_dir: Path, config: CharacterizeConfig, resume: bool) -> RecordLog:

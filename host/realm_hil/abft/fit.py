@@ -31,6 +31,13 @@ replays every characterized point through the bit-exact statistics unit (realm_h
 the component's real GEMM shape, recovers the flagged tiles, and lowers beta until the errors
 left behind are benign for every critical point (reported as the beta margin), then reports
 recall (critical points made benign) and the flag rate on benign points.
+
+Frequency floor (the paper's resilient class). Some components are harmed only by many large
+errors: a few, however large, stay benign (our sweeps: q and k, whose errors saturate one softmax
+row). Their critical region is bounded below in log2 freq as well, at the lowest freq of any
+critical point. The line is fitted to the points at or above that floor, and the floor becomes
+the class's GEMM gate: the flagged tiles of a GEMM count only when its total freq_eff reaches
+2^floor. Points below the floor are all benign, so the gate never lets a critical point through.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import datetime
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +58,7 @@ from realm_hil.abft.characterize import (
     Progress,
     SumDeviation,
     Sweep,
+    damage,
     default_layer_groups,
     load_sweep,
     open_log,
@@ -75,9 +83,13 @@ class BoundaryFit:
     critical: int
     benign_on_critical_side: int  # benign points the (shifted) line calls critical
     shift: float  # how far the intercept was raised to put every critical point on the critical side
+    floor: int = 0  # log2 freq below which nothing is critical (0: no floor)
 
     def is_critical(self, log2_msd: float, log2_freq: float) -> bool:
-        return log2_freq <= self.boundary.slope * log2_msd + self.boundary.intercept + 1e-9
+        return (
+            log2_freq >= self.floor
+            and log2_freq <= self.boundary.slope * log2_msd + self.boundary.intercept + 1e-9
+        )
 
 
 def fit_boundary(
@@ -136,8 +148,9 @@ class TileRule:
     freq_min: int
     beta_margin: float  # how far beta was lowered below -b so that spread-out critical errors are caught
     recall: float  # critical points whose residual errors, after recovering flagged tiles, are benign
-    benign_flag_rate: float  # benign points with at least one tile flagged (needless recomputation)
+    benign_flag_rate: float  # benign points with at least one tile recovered (needless recomputation)
     points: int
+    gemm_freq_min: int = 1  # the GEMM gate, 2^floor
 
     def policy(self) -> PolicyConfig:
         return PolicyConfig.from_floats("statistical", self.alpha, self.beta, freq_min=self.freq_min)
@@ -161,12 +174,13 @@ def translate(
     """
     alpha, beta0 = tile_alpha_beta(fit.boundary)
     alpha = min(max(alpha, -128.0), 127.99)
+    gate = 1 << fit.floor
     patterns = [(p, _tile_deviations(p, shapes[p.component], array_n, seed)) for p in points]
     margin = 0.0
     while True:
         beta = min(max(beta0 - margin, -128.0), 127.99)
         policy = PolicyConfig.from_floats("statistical", alpha, beta, freq_min=1)
-        outcomes = [_replay(d, e, policy, fit) for _, (d, e) in patterns]
+        outcomes = [_replay(d, e, policy, fit, gate) for _, (d, e) in patterns]
         crit = [ok for (p, _), (ok, _) in zip(patterns, outcomes, strict=True) if p.critical]
         if all(crit) or margin >= MAX_BETA_MARGIN:
             break
@@ -174,7 +188,9 @@ def translate(
     benign = [flagged for (p, _), (_, flagged) in zip(patterns, outcomes, strict=True) if not p.critical]
     recall = float(np.mean(crit)) if crit else 1.0
     rate = float(np.mean(benign)) if benign else 0.0
-    return TileRule(round(alpha * 256) / 256, round(beta * 256) / 256, 1, margin, recall, rate, len(points))
+    return TileRule(
+        round(alpha * 256) / 256, round(beta * 256) / 256, 1, margin, recall, rate, len(points), gate
+    )
 
 
 def _tile_deviations(
@@ -199,14 +215,17 @@ def _wrap(v: np.ndarray) -> np.ndarray:
     return ((v + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
-def _replay(d: np.ndarray, e: np.ndarray, policy: PolicyConfig, fit: BoundaryFit) -> tuple[bool, bool]:
-    """(errors left after recovering flagged tiles are benign, any tile flagged)."""
+def _replay(
+    d: np.ndarray, e: np.ndarray, policy: PolicyConfig, fit: BoundaryFit, gate: int
+) -> tuple[bool, bool]:
+    """(errors left after recovering flagged tiles are benign, any tile recovered)."""
     stats = tile_stats_sparse(d, e, policy)
-    left = ~stats.recover
+    recover = stats.recover if int(stats.freq_eff.sum()) >= gate else np.zeros_like(stats.recover)
+    left = ~recover
     msd = int(stats.msd[left].astype(object).sum())
     freq = int(stats.freq[left].sum())
     benign = msd == 0 or freq == 0 or not fit.is_critical(math.log2(msd), math.log2(freq))
-    return benign, bool(stats.recover.any())
+    return benign, bool(recover.any())
 
 
 # The paper's split, used for components a sweep did not characterize.
@@ -217,8 +236,9 @@ PAPER_SENSITIVE = ("o", "down")
 class ClassFit:
     name: str
     components: tuple[str, ...]
-    fit: BoundaryFit | None  # None: no critical point of this class on the grid
+    fit: BoundaryFit | None  # None: the grid's points are all benign or all critical (`always`)
     rule: TileRule | None
+    always: bool = False  # every point critical, even the grid's smallest errors: recover on any deviation
 
 
 @dataclass(frozen=True)
@@ -241,8 +261,7 @@ def onsets(points: Sequence[PointResult]) -> dict[str, float]:
 def severity(points: Sequence[PointResult]) -> dict[str, float]:
     sums: dict[str, list[float]] = {}
     for p in points:
-        damage = math.log10(1 + max(p.delta, 0)) if math.isfinite(p.delta) else 12.0
-        sums.setdefault(p.component, []).append(damage)
+        sums.setdefault(p.component, []).append(damage(p.delta))
     return {c: float(np.mean(v)) for c, v in sums.items()}
 
 
@@ -284,12 +303,22 @@ def fit_classes(
     out = {}
     for name, members in classification.classes.items():
         mine = [p for p in points if p.component in members]
-        if not any(p.critical for p in mine):
-            out[name] = ClassFit(name, members, None, None)
+        if not any(p.critical for p in mine) or all(p.critical for p in mine):
+            out[name] = ClassFit(name, members, None, None, always=bool(mine) and all(p.critical for p in mine))
             continue
-        fit = fit_boundary(
-            [p.log2_msd for p in mine], [p.log2_freq for p in mine], [p.critical for p in mine]
-        )
+        floor = min(p.log2_freq for p in mine if p.critical)
+        above = [p for p in mine if p.log2_freq >= floor]
+        if all(p.critical for p in above):
+            # above the floor every error counts: a line over the whole grid, the gate does the work
+            top = max(p.log2_freq for p in above)
+            fit = BoundaryFit(Boundary(0.0, float(top)), len(above), len(above), 0, 0.0, floor)
+        else:
+            fit = replace(
+                fit_boundary(
+                    [p.log2_msd for p in above], [p.log2_freq for p in above], [p.critical for p in above]
+                ),
+                floor=floor,
+            )
         out[name] = ClassFit(name, members, fit, translate(fit, mine, shapes, array_n, seed))
     return out
 
@@ -369,6 +398,9 @@ class Characterization:
         )
         for name, cf in self.fits.items():
             lines.append(f"{name}: {', '.join(cf.components)}")
+            if cf.always:
+                lines.append("  every point critical: the tile rule recovers on any deviation")
+                continue
             if cf.fit is None:
                 lines.append("  no critical point on the grid: the tile rule never recovers")
                 continue
@@ -378,6 +410,11 @@ class Characterization:
                 f"({cf.fit.critical}/{cf.fit.points} critical, {cf.fit.benign_on_critical_side} benign "
                 f"on the critical side, intercept raised {cf.fit.shift:.2f})"
             )
+            if cf.fit.floor:
+                lines.append(
+                    f"  frequency floor: nothing critical below log2 freq {cf.fit.floor}, "
+                    f"GEMM gate total freq_eff >= {r.gemm_freq_min}"
+                )
             lines.append(
                 f"  tile rule alpha {r.alpha:.4f} beta {r.beta:.4f} freq_min {r.freq_min} (beta margin "
                 f"{r.beta_margin:.2f}): recall {r.recall:.3f}, benign points flagged {r.benign_flag_rate:.3f}"
@@ -409,7 +446,10 @@ def build_profile(
         notes.append(f"{', '.join(missing)} not characterized: classed as in the paper")
     classes = {}
     for name, cf in fits.items():
-        if cf.fit is None:
+        if cf.always:
+            notes.append(f"{name}: every grid point critical, rule recovers on any deviation (theta 0)")
+            classes[name] = ComponentClass(cf.components, 0.0, -1.0, 1)
+        elif cf.fit is None:
             notes.append(f"{name}: no critical point on the grid, rule never recovers (theta 2^31)")
             classes[name] = ComponentClass(cf.components, 0.0, 31.0, 1)
         else:
@@ -419,6 +459,7 @@ def build_profile(
                 cf.rule.beta,
                 cf.rule.freq_min,
                 Boundary(round(cf.fit.boundary.slope, 4), round(cf.fit.boundary.intercept, 4)),
+                cf.rule.gemm_freq_min,
             )
     layer_sets = {
         g: Selection.parse(pattern, num_layers=num_layers).layers or frozenset(range(num_layers))
@@ -497,8 +538,9 @@ def plot_heatmap(result: Characterization, path: Path) -> None:
     fig, axes = plt.subplots(
         len(comps),
         len(panels),
-        figsize=(3.2 * len(panels) + 1.2, 2.6 * len(comps)),
+        figsize=(3.2 * len(panels) + 1.2, 2.2 * len(comps) + 0.6),
         squeeze=False,
+        layout="constrained",
         sharex=True,
         sharey=True,
     )
@@ -539,7 +581,7 @@ def plot_heatmap(result: Characterization, path: Path) -> None:
                 ax.set_xlabel("log2 MSD")
             if j == 0:
                 ax.set_ylabel("log2 freq")
-    fig.colorbar(image, ax=axes, label="log10(1 + ppl increase)", shrink=0.6)
+    fig.colorbar(image, ax=axes, label="log10(1 + ppl increase)", shrink=min(1.0, 3 / len(comps) + 0.2))
     fig.suptitle(
         f"{result.config.model}: x critical (> {result.config.tolerance} ppl), line = class boundary",
         fontsize=9,

@@ -165,3 +165,22 @@ def test_clear_zeroes_only_out_of_range_values():
     exact = int32_gemm(x, w)
     assert y[1, 2] == 0 and y[5, 7] == exact[5, 7] + 3
     assert protected.last_cost.elements_cleared == 1 and protected.last_cost.elements_wrong_after == 2
+
+
+@pytest.mark.parametrize("gate, recovered", [(1, True), (4, True), (5, False)])
+def test_gemm_gate_ignores_flags_of_gemms_with_few_large_errors(gate, recovered):
+    """A resilient class's flags count only when the GEMM's total freq_eff reaches its gate."""
+    raw = profile().to_dict()
+    raw["classes"]["resilient"].update(freq_min=1, gemm_freq_min=gate)
+    gated = profile_from_dict(raw)
+    assert gated.gemm_gate("q") == gate and gated.gemm_gate("o") == 1
+    rng = np.random.default_rng(7)
+    x, w = operands(rng)
+    err = np.zeros((x.shape[0], w.shape[1]), np.int64)
+    err[[0, 9, 17, 25], [1, 10, 18, 26]] = 1 << 30  # four lone huge errors, one per tile
+    protected = ProtectedGemm(SoftwareFaultAccelerator(AddErrors(err), N), get_policy("statistical"), gated)
+    protected.site = GemmSite(0, "q", "prefill")
+    y = protected.gemm(x, w)
+    assert protected.last_stats.freq_eff == 4
+    assert np.array_equal(y, int32_gemm(x, w)) == recovered
+    assert protected.last_cost.tiles_flagged == (4 if recovered else 0)

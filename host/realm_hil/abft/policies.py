@@ -6,7 +6,9 @@ per-tile recover flags. The policies differ in those registers and in the repair
 - none: unit off, nothing repaired (the unprotected baseline).
 - classic: recover every tile with any nonzero deviation (classic ABFT).
 - approx: recover tiles whose msd exceeds a per-layer, per-component threshold (ApproxABFT).
-- statistical: the fitted ReaLM rule of the component's class, freq_eff >= freq_min.
+- statistical: the fitted ReaLM rule of the component's class, freq_eff >= freq_min per tile; for
+  classes with a GEMM gate, the flags count only when the GEMM's total freq_eff (the unit's
+  FREQ_EFF_TOTAL register, one read per GEMM) reaches the class's gemm_freq_min.
 - statistical2d (beyond the paper): the same rule applied to the row deviations e_r as well.
   The paper's unit looks at columns only, and two sign-bit errors (+-2^31) in one column sum to
   0 modulo 2^32: the column statistics read msd = 0 and the tile passes. Timing errors make that
@@ -70,6 +72,13 @@ def get_policy(policy: str | Policy) -> Policy:
         raise ValueError(f"unknown ABFT policy {policy!r}: choose from {', '.join(POLICIES)}") from None
 
 
+def gemm_gate(policy: Policy, profile: AbftProfile | None, site: GemmSite | None) -> int:
+    """Total freq_eff below which a GEMM's flags are ignored (1: every flag counts)."""
+    if policy.hardware_mode != "statistical" or profile is None or site is None:
+        return 1
+    return profile.gemm_gate(site.component)
+
+
 def registers(policy: Policy, profile: AbftProfile | None, site: GemmSite | None) -> PolicyConfig:
     """What to program into the statistics unit before a GEMM at `site`."""
     if not policy.needs_site:
@@ -101,12 +110,18 @@ def decide(
     x: np.ndarray,
     w: np.ndarray,
     plan: TilePlan,
+    gate: int = 1,
 ) -> TileDecision:
-    """Read the flags the unit raised under `config`; for `correct`, fix the locatable flagged tiles
-    of y = x w in place."""
+    """Read the flags the unit raised under `config` (ignored when the GEMM's total freq_eff is
+    below `gate`); for `correct`, fix the locatable flagged tiles of y = x w in place."""
     flagged = stats.tiles.recover.astype(bool)
+    total_eff = stats.freq_eff
     if policy.rows:
-        flagged = flagged | tile_stats_sparse(_deviations(stats).row_dev, stats.col_dev, config).recover
+        rows = tile_stats_sparse(_deviations(stats).row_dev, stats.col_dev, config)
+        flagged = flagged | rows.recover
+        total_eff = max(total_eff, int(rows.freq_eff.sum()))
+    if gate > 1 and total_eff < gate:
+        flagged = np.zeros_like(flagged)
     corrected = np.zeros_like(flagged)
     if policy.correct and flagged.any():
         _deviations(stats)

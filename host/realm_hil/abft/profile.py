@@ -2,7 +2,10 @@
 
 A profile says which GEMM components are sensitive or resilient to errors on one model, the
 per-tile statistical rule of each class (theta_mag = 2^(alpha * log2(tile msd) + beta), recover
-when freq_eff >= freq_min; rtl/README.md "Statistics words"), the per-layer MSD thresholds of the
+when freq_eff >= freq_min; rtl/README.md "Statistics words"), the class's GEMM gate (the flagged
+tiles of a GEMM are recovered only when the GEMM's total freq_eff, the unit's FREQ_EFF_TOTAL
+register, reaches gemm_freq_min: the paper's 2^theta_freq of resilient components, which a
+single tile cannot see), the per-layer MSD thresholds of the
 ApproxABFT baseline, and where the numbers came from (abft/characterize.py and abft/fit.py make
 them). Files are validated strictly: a typo must not silently fall back to a default rule.
 """
@@ -30,7 +33,7 @@ _Q88_RANGE = (-128.0, 128.0 - 1 / 256)
 
 _TOP_FIELDS = ("schema_version", "model", "array_n", "tolerance", "classes", "approx", "provenance")
 _CLASS_FIELDS = ("components", "alpha", "beta", "freq_min")
-_CLASS_OPTIONAL = ("boundary",)
+_CLASS_OPTIONAL = ("boundary", "gemm_freq_min")
 _BOUNDARY_FIELDS = ("slope", "intercept")
 _PROVENANCE_FIELDS = ("text", "tokens", "seed", "date", "grid")
 _PROVENANCE_OPTIONAL = ("notes",)
@@ -51,6 +54,7 @@ class ComponentClass:
     beta: float
     freq_min: int
     boundary: Boundary | None = None  # the characterization fit these per-tile parameters came from
+    gemm_freq_min: int = 1  # recover a GEMM's flagged tiles only when its total freq_eff reaches this
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ class AbftProfile:
             )
         return PolicyConfig("approx", msd_thresh=thresholds[layer])
 
+    def gemm_gate(self, component: str) -> int:
+        """Total freq_eff a GEMM of `component` needs before its flagged tiles are recovered."""
+        return self.classes[self.class_of(component)].gemm_freq_min
+
     def to_dict(self) -> dict:
         classes = {}
         for name, cls in self.classes.items():
@@ -118,6 +126,8 @@ class AbftProfile:
                 "beta": cls.beta,
                 "freq_min": cls.freq_min,
             }
+            if cls.gemm_freq_min != 1:
+                entry["gemm_freq_min"] = cls.gemm_freq_min
             if cls.boundary is not None:
                 entry["boundary"] = {"slope": cls.boundary.slope, "intercept": cls.boundary.intercept}
             classes[name] = entry
@@ -139,7 +149,8 @@ class AbftProfile:
         header = (
             "# ABFT profile (realm_hil.abft.profile, schema 1), written by `realm-hil characterize`.\n"
             "# Statistical rule per n x n tile: theta = 2^(alpha * log2(msd) + beta),\n"
-            "# recover when freq_eff = #{columns with |d| > theta} >= freq_min.\n"
+            "# recover when freq_eff = #{columns with |d| > theta} >= freq_min, and only in GEMMs whose\n"
+            "# total freq_eff reaches gemm_freq_min (default 1).\n"
         )
         body = yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, width=100)
         atomic_write_text(Path(path), header + body)
@@ -304,6 +315,7 @@ def _component_class(raw: object, where: str) -> ComponentClass:
         _float(raw["beta"], f"{where}.beta"),
         _int(raw["freq_min"], f"{where}.freq_min", 0),
         boundary,
+        _int(raw.get("gemm_freq_min", 1), f"{where}.gemm_freq_min", 1),
     )
 
 

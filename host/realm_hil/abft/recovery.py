@@ -28,7 +28,7 @@ from ..stats import GemmStats
 from ..tiling import TilePlan, int32_gemm, plan_for, validate_operands
 from .correct import clear_out_of_range
 from .cost import CostModel, RecoveryCost, main_pass_cost
-from .policies import Policy, decide, get_policy, registers
+from .policies import Policy, decide, gemm_gate, get_policy, registers
 from .profile import AbftProfile
 
 
@@ -93,7 +93,9 @@ class ProtectedGemm:
         if exact is not None:
             cost.elements = y.size
             cost.elements_wrong = int((y != exact).sum())
-        decision = decide(self.policy, config, stats, y, x, w, plan)
+        decision = decide(
+            self.policy, config, stats, y, x, w, plan, gemm_gate(self.policy, self.profile, self.site)
+        )
         cost.tiles_flagged = int(decision.flagged.sum())
         cost.tiles_corrected = int(decision.corrected.sum())
         if decision.recompute.any():

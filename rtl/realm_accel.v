@@ -17,6 +17,9 @@ module realm_accel #(
   parameter TIMING_EMU = 0,
   // 1: test-only INJ_TABLE XOR injection; 0 compiles it out
   parameter INJECT = 0,
+  // 1: the checksum accumulators emulate timing errors from CK_L_TABLE as well (needs TIMING_EMU);
+  // 0: the checking logic is exact, as on the board where it runs on the safe clock
+  parameter EMU_CHECKS = 0,
   // log2 of the operand FIFO depth
   parameter FIFO_DEPTH_LOG2 = 5
 ) (
@@ -66,6 +69,12 @@ module realm_accel #(
     end
     if (INJECT != 0 && INJECT != 1) begin : g_bad_inject
       $fatal(1, "realm_accel: INJECT must be 0 or 1");
+    end
+    if (EMU_CHECKS != 0 && EMU_CHECKS != 1) begin : g_bad_emu_checks
+      $fatal(1, "realm_accel: EMU_CHECKS must be 0 or 1");
+    end
+    if (EMU_CHECKS != 0 && TIMING_EMU == 0) begin : g_bad_emu_checks_alone
+      $fatal(1, "realm_accel: EMU_CHECKS=1 needs TIMING_EMU=1");
     end
     if (FIFO_DEPTH_LOG2 < 2 || FIFO_DEPTH_LOG2 > 12) begin : g_bad_fifo
       $fatal(1, "realm_accel: FIFO_DEPTH_LOG2 must be in 2..12");
@@ -128,6 +137,7 @@ module realm_accel #(
   wire [15:0] freq_min;
   wire [63:0] msd_thresh;
   wire [8*N*N-1:0] l_table;
+  wire [24*N-1:0] ck_l_table;
   wire busy;
   wire framing_err;
   wire tile_done;
@@ -145,7 +155,8 @@ module realm_accel #(
   realm_axil_regs #(
     .N(N),
     .TIMING_EMU(TIMING_EMU),
-    .INJECT(INJECT)
+    .INJECT(INJECT),
+    .EMU_CHECKS(EMU_CHECKS)
   ) u_regs (
     .clk(aclk),
     .rst(rst),
@@ -180,6 +191,7 @@ module realm_accel #(
     .freq_min(freq_min),
     .msd_thresh(msd_thresh),
     .l_table(l_table),
+    .ck_l_table(ck_l_table),
     .soft_reset(soft_reset),
     .busy(busy),
     .framing_err(framing_err),
@@ -207,10 +219,13 @@ module realm_accel #(
 
   realm_ingress #(
     .N(N),
-    .REF_DEPTH(1 << REF_DEPTH_LOG2)
+    .REF_DEPTH(1 << REF_DEPTH_LOG2),
+    .EMU_CHECKS(EMU_CHECKS)
   ) u_ingress (
     .clk(aclk),
     .rst(dp_rst),
+    .timing_en(timing_en),
+    .ck_slack(ck_l_table[16*N-1:0]),
     .s_axis_tdata(s_axis_tdata),
     .s_axis_tvalid(s_axis_tvalid),
     .s_axis_tready(s_axis_tready),
@@ -252,10 +267,13 @@ module realm_accel #(
 
   realm_egress #(
     .N(N),
-    .INJECT(INJECT)
+    .INJECT(INJECT),
+    .EMU_CHECKS(EMU_CHECKS)
   ) u_egress (
     .clk(aclk),
     .rst(dp_rst),
+    .timing_en(timing_en),
+    .ck_slack(ck_l_table[24*N-1:16*N]),
     .res_data(res_rd_data),
     .res_valid(res_rd_valid),
     .res_ready(res_rd_ready),

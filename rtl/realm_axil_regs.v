@@ -4,18 +4,21 @@
 
 `include "realm_regmap.vh"
 
-// AXI4-Lite register file of realm_accel (rtl/regmap.yaml): configuration, per-PE L table,
-// test-only injection table, status and the GEMM totals. A write is taken when address and
-// data are both present and no response is pending; reads answer one cycle after the address.
-// Unmapped addresses read 0 and ignore writes, always with OKAY. Signed fields (ALPHA, BETA,
-// L_TABLE) read back sign-extended so that a signed 32-bit write reads back unchanged.
+// AXI4-Lite register file of realm_accel (rtl/regmap.yaml): configuration, per-PE and checksum L
+// tables, test-only injection table, status and the GEMM totals. A write is taken when address
+// and data are both present and no response is pending; reads answer one cycle after the
+// address. Unmapped addresses read 0 and ignore writes, always with OKAY. Signed fields (ALPHA,
+// BETA, L_TABLE, CK_L_TABLE) read back sign-extended so that a signed 32-bit write reads back
+// unchanged.
 module realm_axil_regs #(
   // array size: rows = columns
   parameter N = 8,
   // reported in PARAMS: the array emulates timing errors
   parameter TIMING_EMU = 1,
   // 1: implement INJ_TABLE and the injection controls; 0: they read 0
-  parameter INJECT = 0
+  parameter INJECT = 0,
+  // 1: implement CK_L_TABLE (reported in PARAMS); 0: it reads 0 and ck_l_table stays exact
+  parameter EMU_CHECKS = 0
 ) (
   input  wire              clk,
   input  wire              rst,
@@ -52,6 +55,8 @@ module realm_axil_regs #(
   output reg  [15:0]       freq_min,
   output reg  [63:0]       msd_thresh,
   output reg  [8*N*N-1:0]  l_table,
+  // CK_L_TABLE: -r_c accumulators, then -q_r, then d_c, one signed byte each
+  output reg  [24*N-1:0]   ck_l_table,
   // one-cycle pulse from CTRL.SOFT_RESET
   output reg               soft_reset,
 
@@ -78,6 +83,8 @@ module realm_axil_regs #(
 
   localparam CELLS = N * N;
   localparam [10:0] CELLS_W = CELLS[10:0];
+  localparam CHECKS = 3 * N;
+  localparam [10:0] CHECKS_W = CHECKS[10:0];
 
   reg clear_stats;
   reg cfg_inj_en;
@@ -96,7 +103,7 @@ module realm_axil_regs #(
   reg [63:0] busy_cycles;
   reg [32*32-1:0] hist_total;
 
-  wire [13:0] params = {4'd0, INJECT != 0, TIMING_EMU != 0, N[7:0]};
+  wire [13:0] params = {3'd0, EMU_CHECKS != 0, INJECT != 0, TIMING_EMU != 0, N[7:0]};
 
   generate
     if (INJECT != 0) begin : g_inject
@@ -119,7 +126,8 @@ module realm_axil_regs #(
   wire unused_prot = &{1'b0, s_axil_awprot, s_axil_arprot, s_axil_awaddr[1:0], s_axil_araddr[1:0]};
   /* verilator lint_on UNUSEDSIGNAL */
 
-  // word index inside each window: HIST 0x080-0x0FF, L_TABLE 0x1000-, INJ_TABLE 0x2000-
+  // word index inside each window: HIST 0x080-0x0FF, L_TABLE 0x1000-, INJ_TABLE 0x2000-,
+  // CK_L_TABLE 0x3000-
   /* verilator lint_off UNUSEDSIGNAL */
   function automatic is_hist(input [13:0] a);
     is_hist = a[13:7] == 7'd1;
@@ -129,6 +137,9 @@ module realm_axil_regs #(
   endfunction
   function automatic is_inj(input [13:0] a);
     is_inj = INJECT != 0 && a[13:12] == 2'b10 && {1'b0, a[11:2]} < CELLS_W;
+  endfunction
+  function automatic is_ck(input [13:0] a);
+    is_ck = EMU_CHECKS != 0 && a[13:12] == 2'b11 && {1'b0, a[11:2]} < CHECKS_W;
   endfunction
   /* verilator lint_on UNUSEDSIGNAL */
 
@@ -175,6 +186,7 @@ module realm_axil_regs #(
       freq_min <= 16'd0;
       msd_thresh <= 64'd0;
       l_table <= {CELLS{8'd31}};
+      ck_l_table <= {CHECKS{8'd31}};
       inj_table <= {CELLS{32'd0}};
     end else begin
       soft_reset <= 1'b0;
@@ -190,6 +202,10 @@ module realm_axil_regs #(
           end
         end else if (is_inj(wa)) begin
           inj_table[wa[11:2]*32 +: 32] <= merge(inj_table[wa[11:2]*32 +: 32], wd, ws);
+        end else if (is_ck(wa)) begin
+          if (ws[0]) begin
+            ck_l_table[wa[11:2]*8 +: 8] <= wd[7:0];
+          end
         end else begin
           case (wa)
             `REALM_REG_CTRL: begin
@@ -275,6 +291,8 @@ module realm_axil_regs #(
         read_word = {{24{l_table[a[11:2]*8 + 7]}}, l_table[a[11:2]*8 +: 8]};
       end else if (is_inj(a)) begin
         read_word = inj_table[a[11:2]*32 +: 32];
+      end else if (is_ck(a)) begin
+        read_word = {{24{ck_l_table[a[11:2]*8 + 7]}}, ck_l_table[a[11:2]*8 +: 8]};
       end else begin
         case (a)
           `REALM_REG_ID: read_word = `REALM_ID_VALUE;

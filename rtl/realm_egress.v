@@ -14,10 +14,16 @@ module realm_egress #(
   // array size: rows = columns of a tile
   parameter N = 8,
   // 1: XOR inj_row into each result row while injection is active for the tile
-  parameter INJECT = 0
+  parameter INJECT = 0,
+  // 1: the observed column checksums emulate timing errors from ck_slack; 0: plain wrapping adders
+  parameter EMU_CHECKS = 0
 ) (
   input  wire              clk,
   input  wire              rst,
+
+  // quasi-static configuration: emulation on, signed slack L of the accumulator of d_c (byte c)
+  input  wire              timing_en,
+  input  wire [8*N-1:0]    ck_slack,
 
   input  wire [32*N-1:0]   res_data,
   input  wire              res_valid,
@@ -62,6 +68,9 @@ module realm_egress #(
   generate
     if (N < 4 || N > 32) begin : g_bad_n
       $fatal(1, "realm_egress: N must be in 4..32");
+    end
+    if (EMU_CHECKS != 0 && EMU_CHECKS != 1) begin : g_bad_emu_checks
+      $fatal(1, "realm_egress: EMU_CHECKS must be 0 or 1");
     end
   endgenerate
 
@@ -132,16 +141,36 @@ module realm_egress #(
     end
   endfunction
 
-  // the row in m_axis_tdata was loaded on the previous edge; fold it into the deviations
+  // The row in m_axis_tdata was loaded on the previous edge; fold it into the deviations. The
+  // column deviations accumulate over the N rows (the loaded -r_c takes the place of the reset
+  // value, a short path), so with EMU_CHECKS they follow the timing model; each row deviation is
+  // one adder tree over a single row, not an accumulator, and stays exact.
   genvar c;
   generate
     for (c = 0; c < N; c = c + 1) begin : g_obs
+      wire [31:0] col_base = acc_first ? col_neg[32*c +: 32] : obs_col[32*c +: 32];
+      wire [31:0] col_next;
+      if (EMU_CHECKS != 0) begin : g_timed
+        realm_timed_add u_col (
+          .a(col_base),
+          .b(m_axis_tdata[32*c +: 32]),
+          .timing_en(timing_en),
+          .slack(ck_slack[8*c +: 8]),
+          .sum(col_next)
+        );
+      end else begin : g_exact
+        assign col_next = col_base + m_axis_tdata[32*c +: 32];
+      end
       always @(posedge clk) begin
         if (acc_en) begin
-          obs_col[32*c +: 32] <= (acc_first ? col_neg[32*c +: 32] : obs_col[32*c +: 32]) +
-                                 m_axis_tdata[32*c +: 32];
+          obs_col[32*c +: 32] <= col_next;
         end
       end
+    end
+    if (EMU_CHECKS == 0) begin : g_no_timing
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_timing = &{1'b0, timing_en, ck_slack};
+      /* verilator lint_on UNUSEDSIGNAL */
     end
   endgenerate
 

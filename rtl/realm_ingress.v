@@ -15,10 +15,17 @@ module realm_ingress #(
   // array size: rows = columns of a tile
   parameter N = 8,
   // entries of the ref queue behind ref_data (credits available to the parser)
-  parameter REF_DEPTH = 8
+  parameter REF_DEPTH = 8,
+  // 1: the checksum accumulators emulate timing errors from ck_slack; 0: plain wrapping adders
+  parameter EMU_CHECKS = 0
 ) (
   input  wire              clk,
   input  wire              rst,
+
+  // quasi-static configuration: emulation on, signed slack L of the accumulators of -r_c (byte c
+  // of [8N-1:0]) and of -q_r (byte r of [16N-1:8N])
+  input  wire              timing_en,
+  input  wire [16*N-1:0]   ck_slack,
 
   input  wire [16*N-1:0]   s_axis_tdata,
   input  wire              s_axis_tvalid,
@@ -45,6 +52,9 @@ module realm_ingress #(
     end
     if (REF_DEPTH < 1) begin : g_bad_depth
       $fatal(1, "realm_ingress: REF_DEPTH must be >= 1");
+    end
+    if (EMU_CHECKS != 0 && EMU_CHECKS != 1) begin : g_bad_emu_checks
+      $fatal(1, "realm_ingress: EMU_CHECKS must be 0 or 1");
     end
   endgenerate
 
@@ -187,7 +197,8 @@ module realm_ingress #(
   end
 
   // -r_c += -(sum_r X[r,k]) * W[k,c] and -q_r += X[r,k] * -(sum_c W[k,c]): negating the sums
-  // rather than the products keeps these multiply-accumulates (DSP friendly); `first` restarts them
+  // rather than the products keeps these multiply-accumulates (DSP friendly); `first` restarts them.
+  // With EMU_CHECKS the timing model acts on these negated sums, the values the registers hold.
   genvar i;
   generate
     for (i = 0; i < N; i = i + 1) begin : g_ref
@@ -195,12 +206,40 @@ module realm_ingress #(
       wire signed [SW+8:0] row_prod = $signed(p2_wneg) * $signed(p2_beat[8*i +: 8]);
       wire [31:0] col_base = p2_first ? 32'd0 : colref[32*i +: 32];
       wire [31:0] row_base = p2_first ? 32'd0 : rowref[32*i +: 32];
+      wire [31:0] col_add = {{(23 - SW){col_prod[SW+8]}}, col_prod};
+      wire [31:0] row_add = {{(23 - SW){row_prod[SW+8]}}, row_prod};
+      wire [31:0] col_next;
+      wire [31:0] row_next;
+      if (EMU_CHECKS != 0) begin : g_timed
+        realm_timed_add u_col (
+          .a(col_base),
+          .b(col_add),
+          .timing_en(timing_en),
+          .slack(ck_slack[8*i +: 8]),
+          .sum(col_next)
+        );
+        realm_timed_add u_row (
+          .a(row_base),
+          .b(row_add),
+          .timing_en(timing_en),
+          .slack(ck_slack[8*N + 8*i +: 8]),
+          .sum(row_next)
+        );
+      end else begin : g_exact
+        assign col_next = col_base + col_add;
+        assign row_next = row_base + row_add;
+      end
       always @(posedge clk) begin
         if (p2_valid) begin
-          colref[32*i +: 32] <= col_base + {{(23 - SW){col_prod[SW+8]}}, col_prod};
-          rowref[32*i +: 32] <= row_base + {{(23 - SW){row_prod[SW+8]}}, row_prod};
+          colref[32*i +: 32] <= col_next;
+          rowref[32*i +: 32] <= row_next;
         end
       end
+    end
+    if (EMU_CHECKS == 0) begin : g_no_timing
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_timing = &{1'b0, timing_en, ck_slack};
+      /* verilator lint_on UNUSEDSIGNAL */
     end
   endgenerate
 

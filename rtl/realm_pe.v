@@ -4,7 +4,7 @@
 
 // Output-stationary INT8 MAC cell. x and its valid/first/last tag move right, w moves down, one
 // cycle per cell. The accumulator update follows the timing-error model of
-// shared/reference/timing-model.md (see rtl/README.md "Processing element").
+// shared/reference/timing-model.md through realm_timed_add (see rtl/README.md "Processing element").
 module realm_pe #(
   // 1: the accumulator emulates timing errors from the per-PE slack; 0: plain wrapping adder
   parameter TIMING_EMU = 1
@@ -40,64 +40,21 @@ module realm_pe #(
   // the reset path of `first` is short and never late, so it simply replaces the old value
   wire [31:0] a = first_in ? 32'd0 : acc;
   wire [31:0] b = {{16{prod[15]}}, prod};
-  wire [31:0] s = a + b;
-  reg  [31:0] acc_next;
+  wire [31:0] acc_next;
 
   generate
     if (TIMING_EMU != 0) begin : g_timing
-      // L >= 31 can never be late in a 32-bit adder; L < 0 makes every bit late
-      wire exact = !timing_en || (!slack[7] && (slack[6:5] != 2'b00 || slack[4:0] == 5'd31));
-      wire frozen = timing_en && slack[7];
-
-      reg [31:0] prop;
-      reg [31:0] run1;
-      reg [31:0] run2;
-      reg [31:0] run4;
-      reg [31:0] run8;
-      reg [31:0] run16;
-      reg [31:0] run_l;
-      reg [31:0] late;
-
-      // The if/else skips the mask entirely for exact and frozen PEs, also in the simulator;
-      // the defaults keep the block free of latches.
-      always @* begin
-        prop = a ^ b;
-        run1 = 32'd0;
-        run2 = 32'd0;
-        run4 = 32'd0;
-        run8 = 32'd0;
-        run16 = 32'd0;
-        run_l = 32'd0;
-        late = 32'd0;
-        if (frozen) begin
-          acc_next = a;
-        end else if (exact) begin
-          acc_next = s;
-        end else begin
-          // run_k[i] = &prop[i-1:i-k] (zeros shifted in), built by doubling in log2 steps
-          run1 = prop << 1;
-          run2 = run1 & (run1 << 1);
-          run4 = run2 & (run2 << 2);
-          run8 = run4 & (run4 << 4);
-          run16 = run8 & (run8 << 8);
-          // run_L from the set bits of L, using run_(2^j + m) = run_(2^j) & (run_m << 2^j):
-          // fixed shifts only, no barrel shifter for the variable L
-          run_l = slack[0] ? run1 : 32'hFFFFFFFF;
-          if (slack[1]) run_l = run2 & (run_l << 2);
-          if (slack[2]) run_l = run4 & (run_l << 4);
-          if (slack[3]) run_l = run8 & (run_l << 8);
-          if (slack[4]) run_l = run16 & (run_l << 16);
-          // (s ^ prop) is the carry-in vector
-          late = (s ^ prop) & run_l;
-          acc_next = (s & ~late) | (a & late);
-        end
-      end
+      realm_timed_add u_add (
+        .a(a),
+        .b(b),
+        .timing_en(timing_en),
+        .slack(slack),
+        .sum(acc_next)
+      );
     end else begin : g_exact
       wire unused_timing = &{1'b0, timing_en, slack};
 
-      always @* begin
-        acc_next = s;
-      end
+      assign acc_next = a + b;
     end
   endgenerate
 

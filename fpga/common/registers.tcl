@@ -1,7 +1,7 @@
 # generated from rtl/regmap.yaml by realm_hil.fpga.registers_tcl; do not edit
 # Tested with Vivado 2024.1.
 
-set realm_regmap_version 0x00010000
+set realm_regmap_version 0x00010001
 set realm_regmap_addr_width 14
 
 # One 32-bit register; `fields` is a flat list of name msb lsb. PYNQ's register_map needs at
@@ -27,7 +27,7 @@ proc realm_reg {block name offset access doc fields} {
 proc realm_add_registers {block n} {
     realm_reg $block ID 0x0000 read-only {constant 0x5245414C} {}
     realm_reg $block VERSION 0x0004 read-only {register-map version} {}
-    realm_reg $block PARAMS 0x0008 read-only {build parameters} {N 7 0 TIMING_EMU 8 8 INJECT 9 9}
+    realm_reg $block PARAMS 0x0008 read-only {build parameters} {N 7 0 TIMING_EMU 8 8 INJECT 9 9 EMU_CHECKS 10 10}
     realm_reg $block CTRL 0x000C write-only {self-clearing command bits} {SOFT_RESET 0 0 CLEAR_STATS 1 1}
     realm_reg $block STATUS 0x0010 read-only {datapath status} {BUSY 0 0 FRAMING_ERR 1 1}
     realm_reg $block CONFIG 0x0014 read-write {datapath options} {TIMING_EN 0 0 INJ_EN 1 1 INJ_MATCH_TAG 2 2}
@@ -57,5 +57,8 @@ proc realm_add_registers {block n} {
     }
     for {set i 0} {$i < $n*$n} {incr i} {
         realm_reg $block INJ_TABLE_$i [format 0x%04X [expr {0x2000 + 4 * $i}]] read-write {test-only XOR masks applied to result (r,c) when CONFIG.INJ_EN; only with INJECT=1} {}
+    }
+    for {set i 0} {$i < 3*$n} {incr i} {
+        realm_reg $block CK_L_TABLE_$i [format 0x%04X [expr {0x3000 + 4 * $i}]] read-write {checksum accumulator timing slack L (signed 8-bit in [7:0]; index c: -r_c, N + r: -q_r, 2N + c: d_c; as L_TABLE); only with EMU_CHECKS=1; reset 31} {}
     }
 }

@@ -98,6 +98,7 @@ class AccelDriver:
         self.array_n = _field(params, regmap.PARAMS_N)
         self.timing_emu = bool(_field(params, regmap.PARAMS_TIMING_EMU))
         self.inject = bool(_field(params, regmap.PARAMS_INJECT))
+        self.emu_checks = bool(_field(params, regmap.PARAMS_EMU_CHECKS))
         self.dma = DMA(dma_ip)
         self.chunk_bytes = chunk_bytes
         self.timeout_s = timeout_s
@@ -132,16 +133,23 @@ class AccelDriver:
 
     def write_slack_table(self, table) -> None:
         """Per-PE timing slack L, (n, n) integers in [-128, 127]; L >= 31 is exact, L < 0 always late."""
+        self._write_slack(regmap.L_TABLE_BASE, table, (self.array_n, self.array_n), "slack table")
+
+    def write_check_slack_table(self, table) -> None:
+        """Slack L of the checksum accumulators, (3, n) rows -r_c, -q_r, d_c (needs EMU_CHECKS), as the PEs'."""
+        if not self.emu_checks:
+            raise RealmError("this realm_accel was built without checksum emulation (EMU_CHECKS=0)")
+        self._write_slack(regmap.CK_L_TABLE_BASE, table, (3, self.array_n), "check slack table")
+
+    def _write_slack(self, base: int, table, shape: tuple[int, int], what: str) -> None:
         table = np.asarray(table)
         n = self.array_n
-        if table.shape != (n, n):
-            raise ValueError(
-                f"slack table must be ({n}, {n}) for this {n}x{n} array, got shape {table.shape}"
-            )
+        if table.shape != shape:
+            raise ValueError(f"{what} must be {shape} for this {n}x{n} array, got shape {table.shape}")
         if table.min() < -128 or table.max() > 127:
             raise ValueError(f"slack values must fit signed 8 bits, got range [{table.min()}, {table.max()}]")
         words = table.astype(np.int8).view(np.uint8).astype("<u4")
-        self.mmio.write(regmap.L_TABLE_BASE, words.tobytes())
+        self.mmio.write(base, words.tobytes())
 
     def enable_timing_emulation(self, enabled: bool) -> None:
         """Let the PEs use the L table (only where the bitstream was built with TIMING_EMU)."""

@@ -13,6 +13,7 @@ from . import __version__, open_accelerator
 from .abft.policies import POLICIES, get_policy
 from .abft.profile import load_abft_profile
 from .abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
+from .backends.board import is_pynq_address
 from .llm.faults import BitFlip
 from .llm.gemm import GemmLog, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_model
@@ -34,6 +35,8 @@ ERROR_MODELS = ("timing", "realm")
 REALM_BIT = 30
 # Backends that can be opened a second time, at the nominal clock, to recompute flagged tiles.
 RECOVERY_BACKENDS = ("twin", "reference")
+# Backends whose checksum accumulators can be overclocked with the array (EMU_CHECKS).
+EMULATED_CHECKS_BACKENDS = ("sim", "twin")
 
 
 @dataclass
@@ -55,8 +58,11 @@ class RunConfig:
     attention: bool = False
     profile: str = "pynq-z2"
     array_n: int = 8
-    board_address: str | None = None
+    board_address: str | None = None  # "HOST:PORT" of `realm-hil serve`, or "pynq://HOST[:PORT]" (PYNQ.remote)
+    board_name: str | None = None  # board: the overlay to load [pynq-z2; pynq://: the board's own]
+    manifest: str | None = None  # board: the bitstream manifest [bitstreams/manifest.json]
     force_clock: bool = False
+    emulate_checks: bool = False  # sim, twin: the checksum accumulators are overclocked too
 
     def __post_init__(self) -> None:
         if self.backend not in DEFAULT_TOKENS:
@@ -77,6 +83,13 @@ class RunConfig:
                              "at each clock, so it needs the timing model in the run too")
         # timing first at every clock: the realm rows take their rate from it
         self.error_models = [m for m in ERROR_MODELS if m in self.error_models]
+        if self.emulate_checks and self.backend not in EMULATED_CHECKS_BACKENDS:
+            raise ValueError(f"emulated checksums need the {' or '.join(EMULATED_CHECKS_BACKENDS)} backend, "
+                             f"not {self.backend}")
+        served = self.board_address is not None and not is_pynq_address(self.board_address)
+        if served and (self.board_name or self.manifest):
+            raise ValueError("a board name or manifest picks the overlay on this machine's board or a pynq:// "
+                             "one; `realm-hil serve` loads its own")
         if self.recover_on is None:
             self.recover_on = "accelerator" if self.backend in RECOVERY_BACKENDS else "host"
         if self.recover_on not in ("accelerator", "host"):
@@ -127,7 +140,8 @@ class RunReport:
                   f"{'elem rate':>10}"
                   f"{'tiles err':>10}{'recomp %':>9}{'fixed':>7}{'residual':>9}{'thrpt x':>8}{'energy x':>9}"
                   f"{'seconds':>8}")
-        lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}, "
+        checks = " (checksums overclocked too)" if self.config.emulate_checks else ""
+        lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}{checks}, "
                  f"float ppl {self.float_ppl:.3f}, W8A8 (torch._int_mm) ppl {self.w8a8_ppl:.3f}", header]
         for r in self.rows:
             lines.append(f"{r.backend:<9}{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
@@ -271,10 +285,13 @@ def _matched_rate(rows: list[RunRow], clock_mhz: float) -> float:
 
 
 def _backend_options(config: RunConfig) -> dict:
-    if config.backend in ("sim", "twin"):
-        return {"array_n": config.array_n, "profile": config.profile, "seed": config.seed}
-    if config.backend == "board" and config.board_address:
-        return {"address": config.board_address}
+    if config.backend in EMULATED_CHECKS_BACKENDS:
+        return {"array_n": config.array_n, "profile": config.profile, "seed": config.seed,
+                "emulate_checks": config.emulate_checks}
+    if config.backend == "board":
+        manifest = None if config.manifest is None else Path(config.manifest)
+        options = {"address": config.board_address, "board_name": config.board_name, "manifest": manifest}
+        return {key: value for key, value in options.items() if value is not None}
     return {"array_n": config.array_n} if config.backend == "reference" else {}
 
 

@@ -1,7 +1,7 @@
 """Register map constants (generated from rtl/regmap.yaml by realm_hil.regmap_gen; do not edit)."""
 
 ID_VALUE = 0x5245414C
-VERSION_VALUE = 0x00010000
+VERSION_VALUE = 0x00010001
 ADDR_WIDTH = 14
 WINDOW = 0x4000
 STREAM_MAGIC = 0x7EA1
@@ -37,6 +37,7 @@ BUSY_CYCLES_HI = 0x068
 PARAMS_N = (7, 0)
 PARAMS_TIMING_EMU = (8, 8)
 PARAMS_INJECT = (9, 9)
+PARAMS_EMU_CHECKS = (10, 10)
 CTRL_SOFT_RESET = (0, 0)
 CTRL_CLEAR_STATS = (1, 1)
 STATUS_BUSY = (0, 0)
@@ -49,6 +50,7 @@ POLICY_MODE = (1, 0)
 HIST_BASE = 0x0080
 L_TABLE_BASE = 0x1000
 INJ_TABLE_BASE = 0x2000
+CK_L_TABLE_BASE = 0x3000
 
 REGISTERS = {
     'ID': (0x000, 'ro'),

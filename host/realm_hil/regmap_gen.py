@@ -24,6 +24,21 @@ def load(path: Path = YAML_PATH) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def array_count(count: int | str, n: int) -> int:
+    """Entries of a register array for array size n: an integer, or a product of integers and N ("3*N")."""
+    if isinstance(count, int):
+        return count
+    total = 1
+    for factor in str(count).replace(" ", "").split("*"):
+        if factor == "N":
+            total *= n
+        elif factor.isdigit():
+            total *= int(factor)
+        else:
+            raise ValueError(f"regmap array count {count!r} is neither an integer nor a product of integers and N")
+    return total
+
+
 def render_verilog(spec: dict) -> str:
     aw = spec["addr_width"]
     lines = [f"// {_HEADER}", "`ifndef REALM_REGMAP_VH", "`define REALM_REGMAP_VH", ""]

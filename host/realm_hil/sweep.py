@@ -25,8 +25,10 @@ class SweepPoint:
     elements: int
     elements_err: int
     tiles: int
-    tiles_err: int
+    tiles_err: int  # tiles the checksums flagged (nonzero deviation)
     bit_errors: np.ndarray  # (32,) count of wrong bits per position over all elements
+    tiles_false_alarm: int = 0  # flagged, yet every result exact
+    tiles_missed: int = 0  # some result wrong, yet not flagged
 
     @property
     def element_error_rate(self) -> float:
@@ -37,6 +39,14 @@ class SweepPoint:
         return self.tiles_err / self.tiles
 
     @property
+    def false_alarm_rate(self) -> float:
+        return self.tiles_false_alarm / self.tiles
+
+    @property
+    def missed_rate(self) -> float:
+        return self.tiles_missed / self.tiles
+
+    @property
     def bit_error_rates(self) -> np.ndarray:
         return self.bit_errors / self.elements
 
@@ -45,6 +55,15 @@ def bit_error_counts(y: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """Wrong bits per position (0 = LSB) over all elements of y."""
     diff = (y.view(np.uint32) ^ exact.view(np.uint32)).ravel()
     return np.array([np.count_nonzero((diff >> np.uint32(b)) & np.uint32(1)) for b in range(BITS)])
+
+
+def wrong_tiles(y: np.ndarray, exact: np.ndarray, array_n: int) -> np.ndarray:
+    """Per tile, in row-major tile order: whether any result of the tile differs from the exact one."""
+    m, n = y.shape
+    tiles_m, tiles_n = -(-m // array_n), -(-n // array_n)
+    wrong = np.zeros((tiles_m * array_n, tiles_n * array_n), dtype=bool)
+    wrong[:m, :n] = y != exact
+    return wrong.reshape(tiles_m, array_n, tiles_n, array_n).any(axis=(1, 3)).ravel()
 
 
 def sweep_clock(
@@ -61,7 +80,7 @@ def sweep_clock(
         for mhz in clocks_mhz:
             applied = acc.set_clock(mhz)
             bits = np.zeros(BITS, dtype=np.int64)
-            elements = elements_err = tiles = tiles_err = 0
+            elements = elements_err = tiles = tiles_err = false_alarms = missed = 0
             for gemm, ref in zip(workload, exact, strict=True):
                 y = acc.gemm(gemm.x, gemm.w)
                 bits += bit_error_counts(y, ref)
@@ -69,9 +88,14 @@ def sweep_clock(
                 elements_err += int(np.count_nonzero(y != ref))
                 tiles += acc.last_stats.n_tiles
                 tiles_err += acc.last_stats.tiles_err
+                flagged = acc.last_stats.tiles.any_err
+                wrong = wrong_tiles(y, ref, acc.array_n)
+                false_alarms += int(np.count_nonzero(flagged & ~wrong))
+                missed += int(np.count_nonzero(wrong & ~flagged))
                 if progress:
                     progress(1)
-            points.append(SweepPoint(mhz, applied, elements, elements_err, tiles, tiles_err, bits))
+            points.append(SweepPoint(mhz, applied, elements, elements_err, tiles, tiles_err, bits,
+                                     false_alarms, missed))
     finally:
         acc.set_clock(nominal)
     return points
@@ -81,10 +105,11 @@ def write_csv(points: Sequence[SweepPoint], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["requested_mhz", "applied_mhz", "elements", "element_error_rate", "tiles", "tile_error_rate",
-                     *[f"bit{b}" for b in range(BITS)]])
+                     "false_alarm_rate", "missed_rate", *[f"bit{b}" for b in range(BITS)]])
     for p in points:
         writer.writerow([p.requested_mhz, f"{p.applied_mhz:.4f}", p.elements, f"{p.element_error_rate:.6g}",
-                         p.tiles, f"{p.tile_error_rate:.6g}", *[f"{r:.6g}" for r in p.bit_error_rates]])
+                         p.tiles, f"{p.tile_error_rate:.6g}", f"{p.false_alarm_rate:.6g}", f"{p.missed_rate:.6g}",
+                         *[f"{r:.6g}" for r in p.bit_error_rates]])
     atomic_write_text(path, buffer.getvalue())
 
 

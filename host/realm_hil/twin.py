@@ -1,10 +1,12 @@
 """Software twin of the overclocked array: INT8 GEMM under the timing-error model, compiled.
 
 The kernel (csrc/twin.cpp) is bit-exact with the numpy oracle `timing.emulation.timed_dot`:
-output (m, j) is accumulated by PE (m % n, j % n) with that PE's slack L. It is built on first
-use into the user cache, keyed by a hash of the source, the flags and the compiler (including
-what -march=native resolves to, so a cache shared between different CPUs stays correct), under
-a file lock so parallel test workers build it once.
+output (m, j) is accumulated by PE (m % n, j % n) with that PE's slack L. With the checksum
+accumulators overclocked as well (EMU_CHECKS) it also computes each tile's deviations, bit-exact
+with `timing.emulation.timed_checksums`. It is built on first use into the user cache, keyed by
+a hash of the source, the flags and the compiler (including what -march=native resolves to, so
+a cache shared between different CPUs stays correct), under a file lock so parallel test
+workers build it once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from .timing.emulation import L_EXACT
 from .timing.profile import load_profile
-from .timing.slack import slack_table
+from .timing.slack import CHECK_GROUPS, slack_table
 from .toolchain import cache_dir
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "twin.cpp"
@@ -106,6 +108,19 @@ def load_kernel(portable: bool = False) -> TwinKernel:
         ctypes.c_int32,
         ctypes.c_void_p,
     ]
+    lib.realm_twin_checksums.restype = ctypes.c_int
+    lib.realm_twin_checksums.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int32,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
     lib.realm_twin_lanes.restype = ctypes.c_int
     kernel = TwinKernel(path=target, lanes=lib.realm_twin_lanes(), lib=lib)
     _KERNELS[portable] = kernel
@@ -123,6 +138,21 @@ def _int8_matrix(a: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def _operands(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = _int8_matrix(x, "x")
+    w = _int8_matrix(w, "w")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"inner dimensions differ: x is {x.shape}, w is {w.shape}")
+    return x, w
+
+
+def _slack_table(slack: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
+    table = np.asarray(slack)
+    if table.shape != shape or not np.issubdtype(table.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer {shape} table, got {table.dtype} {table.shape}")
+    return np.ascontiguousarray(np.clip(table, -1, L_EXACT).astype(np.int8))
+
+
 def timed_gemm(
     x: np.ndarray,
     w: np.ndarray,
@@ -136,16 +166,8 @@ def timed_gemm(
 
     threads defaults to the CPUs this process may run on.
     """
-    x = _int8_matrix(x, "x")
-    w = _int8_matrix(w, "w")
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"inner dimensions differ: x is {x.shape}, w is {w.shape}")
-    table = np.asarray(slack)
-    if table.shape != (array_n, array_n) or not np.issubdtype(table.dtype, np.integer):
-        raise ValueError(
-            f"slack must be an integer ({array_n}, {array_n}) table, got {table.dtype} {table.shape}"
-        )
-    table = np.ascontiguousarray(np.clip(table, -1, L_EXACT).astype(np.int8))
+    x, w = _operands(x, w)
+    table = _slack_table(slack, (array_n, array_n), "slack")
     m, k = x.shape
     n = w.shape[1]
     y = np.empty((m, n), dtype=np.int32)
@@ -156,6 +178,34 @@ def timed_gemm(
     if rc != 0:
         raise ValueError(f"twin kernel rejected the problem (M={m}, K={k}, N={n}, array_n={array_n})")
     return y
+
+
+def timed_checksums(
+    x: np.ndarray, w: np.ndarray, y: np.ndarray, check_slack: np.ndarray, array_n: int, *, portable: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deviations d, e of the GEMM x @ w with its checksum accumulators under the timing model.
+
+    y (M, N) is what the array produced and check_slack the (CHECK_GROUPS, n) table in CK_L_TABLE
+    order; d and e are (tiles, n) int32 in row-major tile order, as the hardware sends them.
+    """
+    x, w = _operands(x, w)
+    table = _slack_table(check_slack, (CHECK_GROUPS, array_n), "check slack")
+    m, k = x.shape
+    n = w.shape[1]
+    y = np.ascontiguousarray(y, dtype=np.int32)
+    if y.shape != (m, n):
+        raise ValueError(f"y must be the ({m}, {n}) result of the GEMM, got shape {y.shape}")
+    tiles = -(-m // array_n) * -(-n // array_n)
+    d = np.empty((tiles, array_n), dtype=np.int32)
+    e = np.empty((tiles, array_n), dtype=np.int32)
+    lib = load_kernel(portable).lib
+    rc = lib.realm_twin_checksums(
+        x.ctypes.data, w.ctypes.data, y.ctypes.data, table.ctypes.data, m, k, n, array_n, d.ctypes.data,
+        e.ctypes.data,
+    )
+    if rc != 0:
+        raise ValueError(f"twin kernel rejected the problem (M={m}, K={k}, N={n}, array_n={array_n})")
+    return d, e
 
 
 @dataclass(frozen=True)

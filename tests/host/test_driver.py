@@ -13,6 +13,7 @@ from realm_hil.driver import (
     check_identity,
     check_tags,
 )
+from realm_hil.errors import RealmError
 from realm_hil.sim.device import ACCEL_BASE
 from realm_hil.stats import GemmStats, PolicyConfig, tile_stats
 from realm_hil.tiling import (
@@ -28,6 +29,7 @@ from realm_hil.tiling import (
 pytestmark = pytest.mark.sim
 
 CYCLE_BUDGET = 250_000  # per random shape, so 100+ shapes stay within a few minutes
+MINOR = regmap.VERSION_VALUE & 0xFFFF
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +145,8 @@ def test_hung_transfer_times_out_and_leaves_the_accelerator_usable(driver, monke
     "ident, version, match",
     [
         (0xDEADBEEF, regmap.VERSION_VALUE, "ID reads 0xdeadbeef"),
-        (regmap.ID_VALUE, regmap.VERSION_VALUE + (1 << 16), "version 2.0 is not supported"),
-        (regmap.ID_VALUE, regmap.VERSION_VALUE + 1, "version 1.1 is not supported"),
+        (regmap.ID_VALUE, regmap.VERSION_VALUE + (1 << 16), f"version 2.{MINOR} is not supported"),
+        (regmap.ID_VALUE, regmap.VERSION_VALUE + 1, f"version 1.{MINOR + 1} is not supported"),
     ],
 )
 def test_mismatched_identity_is_refused(accel, monkeypatch, ident, version, match):
@@ -178,6 +180,36 @@ def test_older_minor_version_is_accepted():
 def test_echoed_tag_errors_are_named(got, match):
     with pytest.raises(StreamError, match=match):
         check_tags(np.array(got), np.arange(5, 9), 0)
+
+
+def test_check_slack_table_needs_emulated_checks(driver):
+    assert not driver.emu_checks
+    with pytest.raises(RealmError, match="EMU_CHECKS=0"):
+        driver.write_check_slack_table(np.full((3, 8), 31))
+
+
+def test_check_slack_table_reaches_the_checksums():
+    acc = open_sim(8, emulate_checks=True)
+    try:
+        driver = acc.driver
+        assert driver.emu_checks and acc.info()["emulate_checks"]
+        with pytest.raises(ValueError, match=r"\(3, 8\)"):
+            driver.write_check_slack_table(np.full((8, 8), 31))
+        table = np.full((3, 8), 31)
+        table[0, 5] = -1  # the accumulator of -r_5 never leaves 0, so d_5 = o_5
+        driver.write_check_slack_table(table)
+        driver.enable_timing_emulation(True)
+        for i, value in enumerate(table.ravel()):
+            assert driver.mmio.read(regmap.CK_L_TABLE_BASE + 4 * i) == value & 0xFFFFFFFF
+        rng = np.random.default_rng(18)
+        x, w = _operands(rng, 8, 64, 8)
+        result = driver.gemm(x, w)
+        exact = int32_gemm(x, w)
+        np.testing.assert_array_equal(result.y, exact)
+        np.testing.assert_array_equal(result.col_dev[0], np.where(np.arange(8) == 5, exact.sum(axis=0), 0))
+        assert not result.row_dev.any()
+    finally:
+        acc.close()
 
 
 def test_slack_table_reaches_the_pes(driver):

@@ -46,6 +46,7 @@ def test_sim_logits_bit_identical_to_reference(quantized):
     (["--clock-mhz", "-5", "--backend", "reference"], "clock"),
     (["--abft", "sometimes"], "choose from"),
     (["--dataset", "wikitext2"], "WikiText-2"),
+    (["--emulate-checks"], "emulated checksums need the sim or twin backend"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     result = CliRunner().invoke(cli, ["run", "--backend", "reference", "--tokens", "8", "--window", "8", *args])
@@ -67,5 +68,18 @@ def test_run_writes_results_and_table(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["rows"][0]["clock_mhz"] == 100 and data["rows"][0]["delta_w8a8"] == 0
+    assert not data["config"]["emulate_checks"]
     assert (tmp_path / "table.txt").read_text().startswith("SmolLM2")
+
+
+@pytest.mark.llm
+def test_run_with_emulated_checks_is_exact_at_nominal(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--backend", "twin", "--tokens", "16", "--window", "16",
+                                      "--clock-mhz", "100", "--layers", "0", "--emulate-checks",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["config"]["emulate_checks"]
+    assert data["rows"][0]["delta_w8a8"] == 0 and data["rows"][0]["tiles_err"] == 0
+    assert "checksums overclocked too" in (tmp_path / "table.txt").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "table.txt"]

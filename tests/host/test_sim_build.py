@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from realm_hil import regmap
 from realm_hil.sim import build as sim_build
 from realm_hil.sim.binding import SimModel, WaveOptions
 from realm_hil.sim.build import SimBuildError
@@ -22,6 +23,18 @@ def test_second_open_reuses_the_cached_library():
         assert second.axil_read(0) != 0
     finally:
         second.close()
+
+
+def test_emulated_checks_are_their_own_build():
+    assert sim_build.build_key(8) != sim_build.build_key(8, emu_checks=True)
+    plain, checked = SimModel(8), SimModel(8, emu_checks=True)
+    try:
+        assert plain.build.library != checked.build.library
+        assert not plain.axil_read(regmap.PARAMS) >> regmap.PARAMS_EMU_CHECKS[1] & 1
+        assert checked.axil_read(regmap.PARAMS) >> regmap.PARAMS_EMU_CHECKS[1] & 1
+    finally:
+        plain.close()
+        checked.close()
 
 
 def test_bad_rtl_raises_one_line_error_naming_the_log(tmp_path, monkeypatch):

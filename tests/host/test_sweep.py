@@ -1,3 +1,5 @@
+import csv
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -28,6 +30,29 @@ def test_sweep_cli_writes_csv_and_png(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sweep.csv").read_text().count("\n") == 4
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_sweep_cli_emulated_checks_counts_false_alarms_and_misses(tmp_path):
+    args = ["sweep-clock", "--gemms", "2", "--start", "100", "--stop", "160", "--steps", "13", "--out", str(tmp_path)]
+    for extra in ([], ["--emulate-checks"]):
+        result = CliRunner().invoke(cli, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        with (tmp_path / "sweep.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        false_alarm = [float(r["false_alarm_rate"]) for r in rows]
+        missed = [float(r["missed_rate"]) for r in rows]
+        assert false_alarm[0] == missed[0] == 0 and float(rows[0]["tile_error_rate"]) == 0
+        if extra:
+            # checksums summing larger values err first; at 160 MHz every bit is stale everywhere
+            assert max(false_alarm) > 0 and missed[-1] == 1
+        else:
+            assert max(false_alarm) == max(missed) == 0
+
+
+def test_emulated_checks_need_a_modeled_backend():
+    result = CliRunner().invoke(cli, ["sweep-clock", "--backend", "board", "--emulate-checks"])
+    assert result.exit_code == 2
+    assert "--emulate-checks needs the sim or twin backend" in result.output
 
 
 @pytest.mark.llm

@@ -10,7 +10,14 @@ import pytest
 import yaml
 
 from realm_hil.timing.profile import PROFILE_DIR, DeviceProfile, list_profiles, load_profile
-from realm_hil.timing.slack import first_error_clock, slack_table, validate_clock, variation_map
+from realm_hil.timing.slack import (
+    check_slack_table,
+    check_variation_map,
+    first_error_clock,
+    slack_table,
+    validate_clock,
+    variation_map,
+)
 
 PROFILES = ("pynq-z2", "zcu104", "kv260")
 
@@ -118,6 +125,29 @@ def test_no_errors_at_nominal_clock(name):
     for seed in range(40):
         for n in (4, 8, 32):
             assert (slack_table(profile, profile.nominal_clock_mhz, n, seed) == 31).all()
+
+
+def test_per_pe_slack_is_pinned():
+    # computed before the checksum accumulators drew their variation from the same generator:
+    # adding them must not move a single PE of any existing seed
+    assert slack_table("pynq-z2", 125.0, 4, 3).tolist() == [
+        [29, 26, 17, 21], [29, 23, 22, 27], [18, 28, 23, 21], [23, 21, 18, 13]]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_check_slack_exact_at_nominal_and_drawn_apart_from_the_pes(name):
+    profile = load_profile(name)
+    for seed in range(40):
+        for n in (4, 8, 32):
+            table = check_slack_table(profile, profile.nominal_clock_mhz, n, seed)
+            assert table.dtype == np.int8 and table.shape == (3, n)
+            assert (table == 31).all()
+    factors = check_variation_map(profile, 8, 7)
+    assert factors.shape == (3, 8) and factors.max() <= profile.nominal_period_ns / profile.worst_path_ns
+    assert not np.isin(factors, variation_map(profile, 8, 7)).any()
+    clock = first_error_clock(profile, 8, 7) * 1.2
+    assert np.array_equal(check_slack_table(profile, clock, 8, 7), check_slack_table(profile, clock, 8, 7))
+    assert (check_slack_table(profile, clock, 8, 7) < 31).any()
 
 
 def test_truncation_holds_for_extreme_variation(tmp_path):

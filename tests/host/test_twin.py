@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 
 from realm_hil import twin
+from realm_hil.backends.reference import stats_against_exact
+from realm_hil.backends.twin import TwinAccelerator
+from realm_hil.stats import PolicyConfig
+from realm_hil.sweep import wrong_tiles
+from realm_hil.tiling import int32_gemm, plan_for, split_tiles, tile_operands
+from realm_hil.timing import emulation
 from realm_hil.timing.emulation import timed_add, timed_dot
 from realm_hil.timing.profile import load_profile
 from realm_hil.timing.slack import first_error_clock, slack_table
-from realm_hil.twin import TwinBuildError, bench_twin, timed_gemm
+from realm_hil.twin import TwinBuildError, bench_twin, timed_checksums, timed_gemm
 
 MASK = 0xFFFFFFFF
 PROFILE = load_profile("pynq-z2")
@@ -102,6 +108,74 @@ def test_empty_dimensions():
     np.testing.assert_array_equal(out, np.zeros((2, 3), np.int32))
 
 
+def checksum_oracle(x: np.ndarray, w: np.ndarray, y: np.ndarray, check_slack: np.ndarray, n: int):
+    """emulation.timed_checksums on the zero-padded tiles of the GEMM, in row-major tile order."""
+    plan = plan_for(x, w, n)
+    x_panels, w_panels = tile_operands(x, w, plan)
+    tiles = np.arange(plan.count)
+    y_pad = np.zeros((plan.tiles_m * n, plan.tiles_n * n), dtype=np.int32)
+    y_pad[: plan.m, : plan.n] = y
+    return emulation.timed_checksums(x_panels[tiles // plan.tiles_n].transpose(0, 2, 1),
+                                     w_panels[tiles % plan.tiles_n], split_tiles(y_pad, plan), check_slack)
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_checksums_match_oracle(portable):
+    # n = 11 holds each L in -1..31 exactly once; the others take random L and ragged tails
+    rng = np.random.default_rng(13)
+    for n, table in [(11, rng.permutation(np.arange(-1, 32)).reshape(3, 11)), (4, rng.integers(-3, 40, (3, 4))),
+                     (8, rng.integers(10, 32, (3, 8))), (32, rng.integers(-1, 32, (3, 32)))]:
+        for _ in range(3):
+            x, w = random_problem(rng, max_dim=70)
+            # array results with errors, and arbitrary words, so d_c sums every kind of value
+            if rng.random() < 0.5:
+                y = timed_gemm(x, w, rng.integers(15, 32, (n, n)), n)
+            else:
+                y = rng.integers(-(2**31), 2**31, (x.shape[0], w.shape[1]), dtype=np.int64).astype(np.int32)
+            d, e = timed_checksums(x, w, y, table, n, portable=portable)
+            want_d, want_e = checksum_oracle(x, w, y, table, n)
+            np.testing.assert_array_equal(d, want_d)
+            np.testing.assert_array_equal(e, want_e)
+
+
+def test_exact_checksums_give_the_checksum_identity():
+    rng = np.random.default_rng(14)
+    for _ in range(5):
+        x, w = random_problem(rng)
+        y = timed_gemm(x, w, rng.integers(18, 32, (8, 8)), 8)
+        d, e = timed_checksums(x, w, y, np.full((3, 8), 31), 8)
+        stats = stats_against_exact(y, int32_gemm(x, w), plan_for(x, w, 8), PolicyConfig())
+        np.testing.assert_array_equal(d, stats.col_dev)
+        np.testing.assert_array_equal(e, stats.row_dev)
+
+
+def test_emulated_checks_change_only_the_deviations():
+    rng = np.random.default_rng(15)
+    x = rng.integers(-128, 128, (32, 256), dtype=np.int8)
+    w = rng.integers(-128, 128, (256, 64), dtype=np.int8)
+    exact = int32_gemm(x, w)
+    with TwinAccelerator(seed=3) as plain, TwinAccelerator(seed=3, emulate_checks=True) as checked:
+        assert checked.info()["emulate_checks"] and not plain.info()["emulate_checks"]
+        for acc in (plain, checked):
+            np.testing.assert_array_equal(acc.gemm(x, w), exact)
+            assert acc.last_stats.tiles_err == 0
+        # near the onset the checksum accumulators, summing larger values, err on tiles whose
+        # results are still exact: false alarms; the PE draws are the same with or without them
+        for acc in (plain, checked):
+            acc.set_clock(118.0)
+        y = plain.gemm(x, w)
+        np.testing.assert_array_equal(checked.gemm(x, w), y)
+        exact_tiles = ~wrong_tiles(y, exact, 8)
+        assert not (plain.last_stats.tiles.any_err & exact_tiles).any()
+        assert (checked.last_stats.tiles.any_err & exact_tiles).any()
+        # every bit stale: all results are 0, and so are checksums that never leave their reset value
+        for acc in (plain, checked):
+            acc.set_clock(200.0)
+            assert not acc.gemm(x, w).any()
+        assert plain.last_stats.tiles.any_err.all()
+        assert not checked.last_stats.tiles.any_err.any()
+
+
 def scalar_timed_dot(xs, ws, slack: int) -> int:
     """The model written out literally on Python ints: late = C & (P << 1) & ... & (P << L)."""
     acc = 0
@@ -168,6 +242,11 @@ def test_rejects_bad_inputs():
         timed_gemm(x, w, table, 8)
     with pytest.raises(ValueError, match="slack"):
         timed_gemm(x, w, table.astype(float), 4)
+    y = np.zeros((2, 4), np.int32)
+    with pytest.raises(ValueError, match="check slack"):
+        timed_checksums(x, w, y, table, 4)
+    with pytest.raises(ValueError, match="result of the GEMM"):
+        timed_checksums(x, w, y.T, np.zeros((3, 4), np.int8), 4)
 
 
 def test_build_failure_names_log(tmp_path, monkeypatch):

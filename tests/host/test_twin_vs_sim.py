@@ -1,10 +1,12 @@
-"""The twin and the Verilated RTL emulate timing errors identically: outputs and every statistic."""
+"""The twin and the Verilated RTL emulate timing errors identically: outputs and every statistic,
+with exact checksums (the default) and with the checksum accumulators emulated too (EMU_CHECKS)."""
 
 import numpy as np
 import pytest
 
 import realm_hil
 from realm_hil.stats import PolicyConfig
+from realm_hil.sweep import wrong_tiles
 from realm_hil.tiling import int32_gemm
 
 # nominal, first errors, onset band, heavy, all-stale (pynq-z2: first errors ~110 MHz, all stale ~143)
@@ -39,3 +41,47 @@ def test_twin_matches_rtl_bit_for_bit(pair, mhz):
         assert np.array_equal(sim.last_stats.row_dev, twin.last_stats.row_dev)
         errors += int(np.count_nonzero(y_sim != int32_gemm(x, w)))
     assert (errors == 0) == (mhz == CLOCKS[0])
+
+
+@pytest.fixture(scope="module")
+def checked_pair():
+    with realm_hil.open_accelerator("sim", seed=11, emulate_checks=True) as sim, \
+            realm_hil.open_accelerator("twin", seed=11, emulate_checks=True) as twin:
+        policy = PolicyConfig.from_floats("statistical", alpha=0.5, beta=4.0, freq_min=2)
+        sim.set_policy(policy)
+        twin.set_policy(policy)
+        yield sim, twin
+
+
+# nominal, checksum-only onset (false alarms), onset band, heavy, all-stale (every error missed)
+CHECKED_CLOCKS = [100.0, 114.0, 118.0, 125.0, 135.0, 160.0]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("mhz", CHECKED_CLOCKS)
+def test_twin_matches_rtl_with_emulated_checks(checked_pair, mhz):
+    sim, twin = checked_pair
+    assert sim.info()["emulate_checks"] and twin.info()["emulate_checks"]
+    assert sim.set_clock(mhz) == twin.set_clock(mhz) == mhz
+    rng = np.random.default_rng(1000 + int(mhz))
+    errors = flagged = false_alarms = 0
+    for _ in range(20):
+        m, k, n = rng.integers(1, 40, size=3)
+        k = int(k) * 4
+        x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+        w = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
+        y_sim, y_twin = sim.gemm(x, w), twin.gemm(x, w)
+        assert np.array_equal(y_sim, y_twin)
+        assert sim.last_stats.tiles.equals(twin.last_stats.tiles)
+        assert np.array_equal(sim.last_stats.col_dev, twin.last_stats.col_dev)
+        assert np.array_equal(sim.last_stats.row_dev, twin.last_stats.row_dev)
+        assert sim.driver.read_totals() == sim.last_stats.totals() == twin.last_stats.totals()
+        exact = int32_gemm(x, w)
+        errors += int(np.count_nonzero(y_sim != exact))
+        flagged += sim.last_stats.tiles_err
+        false_alarms += int(np.count_nonzero(sim.last_stats.tiles.any_err & ~wrong_tiles(y_sim, exact, 8)))
+    assert (errors == 0 and flagged == 0) == (mhz == CHECKED_CLOCKS[0])
+    if mhz == 114.0:
+        assert false_alarms > 0
+    if mhz == 160.0:
+        assert flagged == 0 < errors

@@ -46,7 +46,7 @@ def run(
     parameters: dict | None = None,
     extra_env: dict | None = None,
     build_args: tuple[str, ...] = (),
-    testcase: str | None = None,
+    testcase: str | list[str] | None = None,
 ) -> None:
     """Build (if not cached) and run `test_module` (a file in `test_dir`) on `toplevel`."""
     parameters = dict(parameters or {})

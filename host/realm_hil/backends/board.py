@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from ..errors import BackendUnavailable
 
 NO_BOARD_HINT = "run without --board to use the Verilated accelerator (--backend sim)"
+PYNQ_SCHEME = "pynq://"  # a ZU board running the PYNQ.remote image, reached with pynq's own client
+PYNQ_REMOTE_ENV = "PYNQ_REMOTE_DEVICES"  # pynq's own list of PYNQ.remote boards, "ip[,ip...]"
+
+
+def is_pynq_address(address: str | None) -> bool:
+    return address is not None and address.startswith(PYNQ_SCHEME)
 
 
 def find_pynq_devices() -> list:
@@ -27,7 +34,18 @@ def find_pynq_devices() -> list:
 
 
 def open_board(address: str | None = None, **options):
-    """A board on this machine, or with address="HOST:PORT" one served by `realm-hil serve`."""
+    """A board on this machine; with address="HOST:PORT" one served by `realm-hil serve`, with
+    address="pynq://HOST[:PORT]" a ZU board running the PYNQ.remote image.
+
+    No address and pynq's PYNQ_REMOTE_DEVICES set means the first board listed there.
+    """
+    remote = os.environ.get(PYNQ_REMOTE_ENV, "").split(",")[0].strip()
+    if address is None and remote:
+        address = PYNQ_SCHEME + remote
+    if is_pynq_address(address):
+        from .remote_board import open_remote_board
+
+        return open_remote_board(address, **options)
     if address is not None:
         from ..remote.client import open_remote
 

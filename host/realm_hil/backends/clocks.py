@@ -10,15 +10,20 @@ from ..timing.slack import validate_clock
 
 
 class SimClock:
-    """The Verilated array's clock: a frequency becomes per-PE slack loaded into the L table."""
+    """The Verilated array's clock: a frequency becomes per-PE slack loaded into the L table.
+
+    A build with EMU_CHECKS also gets the checksum accumulators' slack in CK_L_TABLE.
+    """
 
     def __init__(self, driver: AccelDriver, profile: str, seed: int, voltage: float | None = None) -> None:
         self.driver = driver
-        self.model = ModeledClock(profile, driver.array_n, seed, voltage)
+        self.model = ModeledClock(profile, driver.array_n, seed, voltage, checks=driver.emu_checks)
         self._load()
 
     def _load(self) -> None:
         self.driver.write_slack_table(self.model.slack)
+        if self.model.check_slack is not None:
+            self.driver.write_check_slack_table(self.model.check_slack)
         self.driver.enable_timing_emulation(not self.model.exact)
 
     @property
@@ -52,7 +57,8 @@ class BoardClock:
 
             ip = overlay.ip_dict[wizard_cell]
             limits = MMCM_7SERIES if self.profile.device.upper().startswith("XC7") else MMCM_ULTRASCALE_PLUS
-            self.source = ClockWizard(MMIO(ip["phys_addr"], ip["addr_range"]), wizard_input_mhz, limits)
+            mmio = MMIO(ip["phys_addr"], ip["addr_range"], device=ip.get("device"))
+            self.source = ClockWizard(mmio, wizard_input_mhz, limits)
             self.kind = "clocking wizard"
         else:
             self.source = PsClock(0)

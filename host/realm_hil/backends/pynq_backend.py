@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..driver import AccelDriver
@@ -45,7 +47,8 @@ class PynqAccelerator(Accelerator):
         return self.clock.mhz
 
     def info(self) -> dict:
-        return {**super().info(), "timing_emu": self.driver.timing_emu, "inject": self.driver.inject}
+        return {**super().info(), "timing_emu": self.driver.timing_emu, "inject": self.driver.inject,
+                "emulate_checks": self.driver.emu_checks}
 
     def close(self) -> None:
         if not self._closed:
@@ -59,12 +62,15 @@ class PynqAccelerator(Accelerator):
 
 
 def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed: int = 0,
-             voltage: float | None = None, **driver_options) -> PynqAccelerator:
-    """The Verilated accelerator behind the unmodified board driver; `waves` is a sim.binding.WaveOptions."""
+             voltage: float | None = None, emulate_checks: bool = False, **driver_options) -> PynqAccelerator:
+    """The Verilated accelerator behind the unmodified board driver; `waves` is a sim.binding.WaveOptions.
+
+    emulate_checks=True simulates the EMU_CHECKS=1 build, whose checksum accumulators are overclocked too.
+    """
     from ..sim.binding import SimModel
     from ..sim.device import SimDevice
 
-    device = SimDevice(SimModel(array_n, waves=waves))
+    device = SimDevice(SimModel(array_n, waves=waves, emu_checks=emulate_checks))
     try:
         driver = AccelDriver(
             device.ip_dict[BD_CELLS["accelerator"]], device.ip_dict[BD_CELLS["dma"]], **driver_options
@@ -76,14 +82,21 @@ def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed:
     return PynqAccelerator(driver, clock, name="sim", on_close=device.close)
 
 
-def open_overlay(board_name: str = DEFAULT_PROFILE, **driver_options) -> PynqAccelerator:
-    """The overlay for `board_name` from bitstreams/ (verified against the manifest) on this board."""
+def open_overlay(board_name: str = DEFAULT_PROFILE, manifest: Path | None = None,
+                 **driver_options) -> PynqAccelerator:
+    """The overlay for `board_name` from the manifest's folder (verified against it) on this board."""
     from pynq import Overlay
 
-    from ..fpga.manifest import verify_overlay
+    from ..fpga.manifest import MANIFEST_PATH, verify_overlay
 
-    entry = verify_overlay(board_name)
-    overlay = Overlay(str(entry.bit_path()))
+    manifest = manifest or MANIFEST_PATH
+    entry = verify_overlay(board_name, manifest)
+    overlay = Overlay(str(entry.bit_path(manifest.parent)))
+    return PynqAccelerator(*overlay_driver(overlay, entry, driver_options), name="board")
+
+
+def overlay_driver(overlay, entry, driver_options: dict) -> tuple[AccelDriver, BoardClock]:
+    """The driver and clock of a downloaded realm-hil overlay, checked against its manifest entry."""
     for cell in (BD_CELLS["accelerator"], BD_CELLS["dma"]):
         if cell not in overlay.ip_dict:
             raise ValueError(f"overlay {entry.bitfile} has no '{cell}' cell; it is not a realm-hil overlay")
@@ -92,5 +105,5 @@ def open_overlay(board_name: str = DEFAULT_PROFILE, **driver_options) -> PynqAcc
     if driver.array_n != entry.array_n:
         raise ValueError(f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
     # Overlay() reprograms the PL clocks from the design's metadata, so the clock is set after it
-    clock = BoardClock(overlay, board_name, BD_CELLS["clock_wizard"], WIZARD_INPUT_MHZ)
-    return PynqAccelerator(driver, clock, name="board")
+    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"], WIZARD_INPUT_MHZ)
+    return driver, clock

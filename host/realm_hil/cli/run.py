@@ -11,8 +11,9 @@ import click
 
 from ..abft.policies import POLICIES
 from ..experiment import ERROR_MODELS, RunConfig, run_experiment
+from ..fpga.manifest import BOARDS
 from ..llm.text import WIKITEXT2
-from .options import backend_option
+from .options import backend_option, emulate_checks_option
 
 
 def _names(choices):
@@ -28,7 +29,12 @@ def _names(choices):
 
 @click.command()
 @click.option("--board", "board", default=None, is_flag=False, flag_value="local",
-              help="run on a PYNQ board: alone for this machine's board, or --board HOST:PORT for `realm-hil serve`")
+              help="run on a PYNQ board: alone for this machine's board, --board HOST:PORT for `realm-hil serve`, "
+                   "--board pynq://HOST[:PORT] for a ZU board running the PYNQ.remote image")
+@click.option("--board-name", type=click.Choice(BOARDS),
+              help="the overlay to load on this machine's board [pynq-z2] or a pynq:// one [the board's own]")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="bitstream manifest, the overlay files beside it [bitstreams/manifest.json]")
 @backend_option
 @click.option("--model", default=RunConfig.model, show_default=True,
               help="default model, .gguf path, or local HF model")
@@ -56,17 +62,21 @@ def _names(choices):
 @click.option("--profile", default="pynq-z2", show_default=True, help="device timing profile (sim, twin)")
 @click.option("--seed", default=0, show_default=True, type=int, help="per-PE variation map and any random choice")
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
+@emulate_checks_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
-def run(board, backend, model, text, dataset, tokens, window, clocks, policies, error_models, abft_profile, recover_on,
-        layers, components, stages, attention, profile, seed, force_clock, out_dir, as_json) -> None:
+def run(board, board_name, manifest, backend, model, text, dataset, tokens, window, clocks, policies, error_models,
+        abft_profile, recover_on, layers, components, stages, attention, profile, seed, force_clock, emulate_checks,
+        out_dir, as_json) -> None:
     """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
     config = RunConfig(
         backend="board" if board else backend, model=model, text=dataset or text, tokens=tokens, window=window,
         clocks_mhz=list(clocks) or None, policies=policies, error_models=error_models,
         abft_profile=abft_profile, recover_on=recover_on, seed=seed, layers=layers, components=components,
         stages=stages, attention=attention, profile=profile,
-        board_address=None if board in (None, "local") else board, force_clock=force_clock,
+        board_address=None if board in (None, "local") else board, board_name=board_name,
+        manifest=None if manifest is None else str(manifest), force_clock=force_clock,
+        emulate_checks=emulate_checks,
     )
     with contextlib.ExitStack() as stack:
         bar = None

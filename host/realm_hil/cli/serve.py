@@ -10,10 +10,13 @@ import threading
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from .. import BACKENDS, open_accelerator
 from ..remote.protocol import TOKEN_ENV, normalize_token, parse_address
 from ..remote.server import RemoteServer, ServerConfig
+from ..remote.sim_overlay import BOARD_NAMES, SimBoardConfig, write_sim_overlay
+from ..toolchain import cache_dir
 
 log = logging.getLogger("realm_hil.remote")
 
@@ -42,6 +45,45 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# the options of each mode, keyed by --pynq-remote
+_OWN_OPTIONS = {False: ("backend", "token_file", "max_elements", "idle_timeout"),
+                True: ("board_name", "array_n", "seed", "overlay_dir")}
+
+
+def _check_mode(ctx: click.Context, pynq_remote: bool) -> None:
+    stray = [f"--{name.replace('_', '-')}" for name in _OWN_OPTIONS[not pynq_remote]
+             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
+    if stray:
+        mode = "a realm-hil server" if pynq_remote else "--pynq-remote"
+        raise click.UsageError(f"{', '.join(stray)} only applies to {mode}")
+
+
+def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | None) -> None:
+    from ..remote.pynq_remote import PynqRemoteServer, SimBoard
+
+    logging.basicConfig(level=logging.INFO, format="realm-hil: %(message)s")
+    manifest = write_sim_overlay(overlay_dir or cache_dir("pynq-remote", f"{config.board}-n{config.array_n}"), config)
+    board = SimBoard(config)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with PynqRemoteServer(board, bind) as server:
+            log.info("simulating a %s (N=%d) for PYNQ.remote clients on %s; Ctrl-C to stop",
+                     config.board, config.array_n, server.address)
+            log.info("on the workstation: realm-hil run --board pynq://%s --board-name %s --manifest %s",
+                     server.address, config.board, manifest)
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                log.info("stopping")
+        log.info("stopped")
+    finally:
+        board.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 @click.command()
 @click.option("--bind", required=True, metavar="ADDR:PORT", callback=_check_bind,
               help="address to listen on, e.g. 192.168.2.99:5555 (no default: choose the interface)")
@@ -53,11 +95,28 @@ def _raise_interrupt(signum, frame) -> None:
               help="largest M*K, K*N and M*N accepted")
 @click.option("--idle-timeout", default=ServerConfig.idle_timeout_s, show_default=True,
               type=click.FloatRange(0, min_open=True), help="seconds before an idle client is disconnected")
-def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, idle_timeout: float) -> None:
+@click.option("--pynq-remote", is_flag=True,
+              help="instead, simulate a ZU board running the PYNQ.remote image (the Verilated accelerator) for "
+                   "`realm-hil run --board pynq://...`; like PYNQ.remote it takes no token")
+@click.option("--board-name", default=SimBoardConfig.board, show_default=True, type=click.Choice(BOARD_NAMES),
+              help="--pynq-remote: the board to simulate")
+@click.option("--array-n", default=SimBoardConfig.array_n, show_default=True, type=click.IntRange(4, 32),
+              help="--pynq-remote: array size of the simulated overlay")
+@click.option("--seed", default=SimBoardConfig.seed, show_default=True, type=int,
+              help="--pynq-remote: per-PE variation map of the modeled array clock")
+@click.option("--overlay-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="--pynq-remote: where the simulated board's overlay and manifest go [cache]")
+def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, idle_timeout: float,
+          pynq_remote: bool, board_name: str, array_n: int, seed: int, overlay_dir: Path | None) -> None:
     """Serve GEMMs, statistics and clock control to one remote client at a time.
 
-    The clock goes back to nominal whenever a client leaves, however it leaves.
+    The clock goes back to nominal whenever a client leaves, however it leaves. With --pynq-remote,
+    simulate a ZU board for pynq's own PYNQ.remote client instead.
     """
+    _check_mode(click.get_current_context(), pynq_remote)
+    if pynq_remote:
+        _serve_pynq_remote(bind, SimBoardConfig(board_name, array_n, seed), overlay_dir)
+        return
     token = _read_token(token_file)
     logging.basicConfig(level=logging.INFO, format="realm-hil: %(message)s")
     if token_file is not None and stat.S_IMODE(token_file.stat().st_mode) & 0o077:

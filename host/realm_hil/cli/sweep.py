@@ -11,6 +11,7 @@ import numpy as np
 from .. import open_accelerator
 from ..sweep import plot, sweep_clock, write_csv
 from ..workload import random_workload
+from .options import emulate_checks_option
 
 
 @click.command("sweep-clock")
@@ -23,11 +24,22 @@ from ..workload import random_workload
               type=click.Choice(["random", "llm"]), help="random operands, or GEMMs captured from the model")
 @click.option("--gemms", default=6, show_default=True, type=click.IntRange(1), help="GEMMs in the workload")
 @click.option("--seed", default=0, show_default=True, type=int, help="operands and per-PE variation")
+@emulate_checks_option
 @click.option("--out", "out_dir", default="runs/sweep-clock", show_default=True,
               type=click.Path(path_type=Path))
-def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, seed, out_dir) -> None:
-    """Sweep the array clock; write CSV and PNG of element and per-bit error rates."""
-    options = {} if backend == "board" else {"profile": profile, "seed": seed}
+def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, seed, emulate_checks,
+                    out_dir) -> None:
+    """Sweep the array clock; write CSV and PNG of element and per-bit error rates.
+
+    Tiles are also counted as false alarms (flagged by the checksums, every result exact) and
+    missed errors (a wrong result, not flagged); with --emulate-checks both can occur.
+    """
+    if backend == "board":
+        if emulate_checks:
+            raise ValueError("--emulate-checks needs the sim or twin backend: the board's checks run on a safe clock")
+        options = {}
+    else:
+        options = {"profile": profile, "seed": seed, "emulate_checks": emulate_checks}
     with open_accelerator(backend, **options) as acc:
         nominal = acc.clock_mhz
         clocks = np.linspace(start or nominal, stop or 1.5 * nominal, steps)
@@ -40,12 +52,13 @@ def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, 
         with click.progressbar(length=len(clocks) * len(workload), label="sweep", file=sys.stderr) as bar:
             points = sweep_clock(acc, workload, [float(c) for c in clocks], progress=bar.update)
     write_csv(points, out_dir / "sweep.csv")
-    plot(points, out_dir / "sweep.png", f"{backend} / {profile}: {workload_kind} workload, seed {seed}")
-    click.echo(f"{'MHz':>8} {'elem err':>10} {'tile err':>9}  highest bit in error")
+    checks = ", checksums overclocked" if emulate_checks else ""
+    plot(points, out_dir / "sweep.png", f"{backend} / {profile}: {workload_kind} workload, seed {seed}{checks}")
+    click.echo(f"{'MHz':>8} {'elem err':>10} {'tile err':>9} {'false al.':>9} {'missed':>9}  highest bit in error")
     for p in points:
         wrong = np.nonzero(p.bit_errors)[0]
-        click.echo(f"{p.applied_mhz:8.2f} {p.element_error_rate:10.3g} {p.tile_error_rate:9.3g}  "
-                   f"{wrong.max() if wrong.size else '-'}")
+        click.echo(f"{p.applied_mhz:8.2f} {p.element_error_rate:10.3g} {p.tile_error_rate:9.3g} "
+                   f"{p.false_alarm_rate:9.3g} {p.missed_rate:9.3g}  {wrong.max() if wrong.size else '-'}")
     click.echo(f"wrote {out_dir / 'sweep.csv'} and {out_dir / 'sweep.png'}")
 
 

@@ -10,6 +10,9 @@
 // whose lanes all have small L need fewer steps (template STEPS). Lanes with L >= 31 get a first
 // shift of 32, which yields no late bits; L = 0 lanes OR in all ones (late = C); L < 0 lanes never
 // leave the reset value 0 and are zeroed on store.
+//
+// realm_twin_checksums runs the checksum accumulators of realm_ingress and realm_egress under the same
+// model, for accelerators built with EMU_CHECKS=1 (rtl/README.md, "Overclocked checksums").
 
 #include <algorithm>
 #include <atomic>
@@ -277,6 +280,30 @@ void work(Job& job) {
   }
 }
 
+// One accumulator update a <- a + b of the model, built exactly as rtl/realm_timed_add.v builds it
+// (L clamped to [-1, 31]); branch-free, so loops over lanes with per-lane L vectorise.
+inline uint32_t timed_add(uint32_t a, uint32_t b, int32_t L) {
+  const uint32_t s = a + b;
+  const uint32_t prop = a ^ b;
+  const uint32_t run1 = prop << 1;
+  const uint32_t run2 = run1 & (run1 << 1);
+  const uint32_t run4 = run2 & (run2 << 2);
+  const uint32_t run8 = run4 & (run4 << 4);
+  const uint32_t run16 = run8 & (run8 << 8);
+  uint32_t run = (L & 1) ? run1 : ~0u;
+  run = (L & 2) ? run2 & (run << 2) : run;
+  run = (L & 4) ? run4 & (run << 4) : run;
+  run = (L & 8) ? run8 & (run << 8) : run;
+  run = (L & 16) ? run16 & (run << 16) : run;
+  const uint32_t late = L >= kExact ? 0u : (L < 0 ? ~0u : (s ^ prop) & run);
+  return (s & ~late) | (a & late);
+}
+
+// Accumulates acc[i] <- acc[i] + scale * v[i] under the model for every lane i with its own L[i].
+inline void timed_mac(uint32_t* acc, int32_t scale, const int32_t* v, const int32_t* L, int64_t lanes) {
+  for (int64_t i = 0; i < lanes; ++i) acc[i] = timed_add(acc[i], static_cast<uint32_t>(scale * v[i]), L[i]);
+}
+
 }  // namespace
 
 extern "C" {
@@ -320,6 +347,60 @@ int realm_twin_gemm(const int8_t* x, const int8_t* w, const int8_t* L, int64_t M
   work(*job);
   // Only tasks a helper has already claimed can be outstanding here.
   while (job->done.load(std::memory_order_acquire) < job->tasks()) std::this_thread::yield();
+  return 0;
+}
+
+// Column and row deviations d, e (tiles, n) int32, row-major tile order, of an (M, K) x (K, N) GEMM
+// whose checksum accumulators follow the model with the (3, n) table L (int8, already clamped to
+// [-1, 31]); y (M, N) is what the array produced. Returns 0, or -1 on bad sizes. Single-threaded: the
+// checksums cost 2/n of the GEMM's MACs. The accumulators of all tiles along a row (or column) of
+// tiles run as one long vector, so the lane loops vectorise whatever n is.
+int realm_twin_checksums(const int8_t* x, const int8_t* w, const int32_t* y, const int8_t* L, int64_t M,
+                         int64_t K, int64_t N, int32_t n, int32_t* d, int32_t* e) {
+  if (M < 1 || K < 1 || N < 1 || n < 1) return -1;
+  const int64_t tiles_m = (M + n - 1) / n, tiles_n = (N + n - 1) / n;
+  const int64_t Mp = tiles_m * n, Np = tiles_n * n;
+  // zero-padded operands as the ingress sees them, lane-major: xt (K, Mp), wp (K, Np), and the negated
+  // byte sums of each beat per tile row, xneg (tiles_m, K), and per tile column, wneg (tiles_n, K)
+  std::vector<int32_t> xt(K * Mp, 0), wp(K * Np, 0), xneg(tiles_m * K, 0), wneg(tiles_n * K, 0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) xt[k * Mp + m] = x[m * K + k];
+  for (int64_t k = 0; k < K; ++k) {
+    std::copy(w + k * N, w + (k + 1) * N, wp.begin() + k * Np);
+    for (int64_t tm = 0; tm < tiles_m; ++tm)
+      for (int r = 0; r < n; ++r) xneg[tm * K + k] -= xt[k * Mp + tm * n + r];
+    for (int64_t tn = 0; tn < tiles_n; ++tn)
+      for (int c = 0; c < n; ++c) wneg[tn * K + k] -= wp[k * Np + tn * n + c];
+  }
+  std::vector<int32_t> ypad(Mp * Np, 0);
+  for (int64_t m = 0; m < M; ++m) std::copy(y + m * N, y + (m + 1) * N, ypad.begin() + m * Np);
+  std::vector<int32_t> lc(Np), lr(Mp), lo(Np);
+  for (int64_t j = 0; j < Np; ++j) lc[j] = L[j % n], lo[j] = L[2 * n + j % n];
+  for (int64_t m = 0; m < Mp; ++m) lr[m] = L[n + m % n];
+
+  // -r_c per tile row, then d_c: the egress folds the N result rows into the loaded -r_c
+  std::vector<uint32_t> col(Np);
+  for (int64_t tm = 0; tm < tiles_m; ++tm) {
+    std::fill(col.begin(), col.end(), 0u);
+    for (int64_t k = 0; k < K; ++k)
+      timed_mac(col.data(), xneg[tm * K + k], wp.data() + k * Np, lc.data(), Np);
+    for (int64_t m = tm * n; m < (tm + 1) * n; ++m)
+      timed_mac(col.data(), 1, ypad.data() + m * Np, lo.data(), Np);
+    for (int64_t tn = 0; tn < tiles_n; ++tn)
+      for (int c = 0; c < n; ++c) d[(tm * tiles_n + tn) * n + c] = static_cast<int32_t>(col[tn * n + c]);
+  }
+  // -q_r per tile column; e_r is one exact adder tree per row
+  std::vector<uint32_t> row(Mp);
+  for (int64_t tn = 0; tn < tiles_n; ++tn) {
+    std::fill(row.begin(), row.end(), 0u);
+    for (int64_t k = 0; k < K; ++k)
+      timed_mac(row.data(), wneg[tn * K + k], xt.data() + k * Mp, lr.data(), Mp);
+    for (int64_t m = 0; m < Mp; ++m) {
+      uint32_t sum = row[m];
+      for (int c = 0; c < n; ++c) sum += static_cast<uint32_t>(ypad[m * Np + tn * n + c]);
+      e[((m / n) * tiles_n + tn) * n + m % n] = static_cast<int32_t>(sum);
+    }
+  }
   return 0;
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..regmap_gen import REPO, load
+from ..regmap_gen import REPO, array_count, load
 
 TCL_PATH = REPO / "fpga" / "common" / "registers.tcl"
 
@@ -54,12 +54,9 @@ def _braced(text: str) -> str:
 
 
 def _count_expr(count) -> str:
-    if isinstance(count, int):
-        return str(count)
-    expr = str(count).replace(" ", "")
-    if expr != "N*N":
-        raise ValueError(f"regmap array count {count!r} is neither an integer nor N*N")
-    return "$n*$n"
+    """The array count as a Tcl expression in the loop's `n`; raises ValueError like array_count."""
+    array_count(count, 1)
+    return str(count).replace(" ", "").replace("N", "$n")
 
 
 def render(spec: dict) -> str:

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..regmap_gen import REPO
+from ..regmap_gen import REPO, array_count
 
 FPGA = REPO / "fpga"
 COMMON = FPGA / "common"
@@ -135,9 +135,10 @@ def registers_in_tcl(text: str, n: int) -> dict[str, int]:
         r"\[format 0x%04X \[expr \{(0x[0-9A-Fa-f]+) \+ 4 \* \$i\}\]\]"
     )
     for match in loop.finditer(text):
-        count = int(match[1]) if match[1].isdigit() else (n * n if match[1] == "$n*$n" else None)
-        if count is None:
-            raise ValueError(f"registers.tcl: cannot evaluate loop bound {match[1]!r}")
+        try:
+            count = array_count(match[1].replace("$n", "N"), n)
+        except ValueError:
+            raise ValueError(f"registers.tcl: cannot evaluate loop bound {match[1]!r}") from None
         for i in range(count):
             regs[f"{match[2]}_{i}"] = int(match[3], 16) + 4 * i
     return regs
@@ -146,7 +147,7 @@ def registers_in_tcl(text: str, n: int) -> dict[str, int]:
 def expected_registers(spec: dict, n: int) -> dict[str, int]:
     regs = {reg["name"]: reg["offset"] for reg in spec["registers"]}
     for arr in spec["arrays"]:
-        count = arr["count"] if isinstance(arr["count"], int) else n * n
+        count = array_count(arr["count"], n)
         regs.update({f"{arr['name']}_{i}": arr["offset"] + 4 * i for i in range(count)})
     return regs
 

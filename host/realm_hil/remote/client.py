@@ -69,7 +69,8 @@ class RemoteAccelerator(Accelerator):
                                      f"pass token= or set {TOKEN_ENV}")
         self.address = address
         self.timeout = timeout
-        sock = _connect(host, port, timeout, address)
+        sock = connect_socket(host, port, timeout, f"the realm-hil server at {address}",
+                              "is `realm-hil serve` running?")
         try:
             ready = _handshake(sock, key, address, timeout)
             tune_socket(sock)
@@ -256,13 +257,12 @@ def _decode_stats(header: dict, arrays: dict) -> GemmStats | None:
     return stats_from_wire(header, arrays) if header.get("stats") else None
 
 
-def _connect(host: str, port: int, timeout: float, address: str) -> socket.socket:
-    where = f"the realm-hil server at {address}"
+def connect_socket(host: str, port: int, timeout: float, where: str, hint: str) -> socket.socket:
+    """A TCP connection to `where`, or a one-line BackendUnavailable; `hint` follows a refusal."""
     try:
         return socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
-        raise BackendUnavailable(
-            f"cannot reach {where}: connection refused (is `realm-hil serve` running?)") from None
+        raise BackendUnavailable(f"cannot reach {where}: connection refused ({hint})") from None
     except TimeoutError:
         raise BackendUnavailable(f"cannot reach {where}: no answer within {timeout:g} s") from None
     except socket.gaierror as exc:

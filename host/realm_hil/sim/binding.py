@@ -58,7 +58,10 @@ class WaveOptions:
 
 
 class SimModel:
-    """One Verilated realm_accel with its DMA model; every call runs whole transactions in C++."""
+    """One Verilated realm_accel with its DMA model; every call runs whole transactions in C++.
+
+    emu_checks=True loads the build with EMU_CHECKS=1 (checksum accumulators emulate timing errors).
+    """
 
     def __init__(
         self,
@@ -67,8 +70,9 @@ class SimModel:
         waves: WaveOptions | None = None,
         clock_ratio: float = 1.0,
         rtl_dir: Path = RTL_DIR,
+        emu_checks: bool = False,
     ) -> None:
-        self.build = build(array_n, trace=waves is not None, rtl_dir=rtl_dir)
+        self.build = build(array_n, trace=waves is not None, rtl_dir=rtl_dir, emu_checks=emu_checks)
         self._lib = _load(self.build.library)
         self.array_n = self._lib.realm_sim_array_n()
         array_half = max(1, round(NOMINAL_HALF_PS / clock_ratio))

@@ -1,8 +1,8 @@
 """Build the Verilated realm_accel plus the sim_fallback harness into a shared library, once.
 
 A build is keyed by everything that changes the binary (RTL, harness sources, parameters,
-waveform support, Verilator version), lives in the user cache and is guarded by a file lock,
-so a second open, or a second pytest-xdist worker, only loads the library.
+waveform support, the EMU_CHECKS variant, Verilator version), lives in the user cache and is
+guarded by a file lock, so a second open, or a second pytest-xdist worker, only loads the library.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _check_lz4() -> None:
         raise SimBuildError("FST waveforms need the lz4 headers: apt-get install liblz4-dev (make setup does)")
 
 
-def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool) -> list[str]:
+def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool, emu_checks: bool) -> list[str]:
     verilator = find_verilator()
     if trace:
         _check_lz4()
@@ -89,6 +89,7 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool)
         f"-GN={array_n}",
         "-GTIMING_EMU=1",
         "-GINJECT=1",
+        f"-GEMU_CHECKS={int(emu_checks)}",
         f"-I{rtl_dir}",
         "--Mdir",
         str(out / "obj"),
@@ -104,21 +105,27 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool)
     return cmd + [str(p) for p in sorted(rtl_dir.glob("*.v"))] + [str(HARNESS_DIR / "realm_sim.cpp")]
 
 
-def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL_DIR) -> str:
+def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_checks: bool = False) -> str:
     digest = hashlib.sha256()
     for path in _sources(rtl_dir):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    digest.update(repr((array_n, trace, _defines(array_n, trace), find_verilator().version)).encode())
+    digest.update(repr((array_n, trace, emu_checks, _defines(array_n, trace), find_verilator().version)).encode())
     return digest.hexdigest()[:16]
 
 
-def build(array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL_DIR) -> SimBuild:
-    """The simulation library for an N x N array, built on first use; raises SimBuildError."""
+def build(
+    array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_checks: bool = False
+) -> SimBuild:
+    """The simulation library for an N x N array, built on first use; raises SimBuildError.
+
+    emu_checks=True builds the variant whose checksum accumulators emulate timing errors too.
+    """
     rtl_dir = Path(rtl_dir)
     if not any(rtl_dir.glob("*.v")):
         raise SimBuildError(f"no Verilog sources in {rtl_dir}")
-    out = cache_dir("sim", f"{TOP}-n{array_n}{'-fst' if trace else ''}-{build_key(array_n, trace, rtl_dir)}")
+    variant = f"n{array_n}{'-ck' if emu_checks else ''}{'-fst' if trace else ''}"
+    out = cache_dir("sim", f"{TOP}-{variant}-{build_key(array_n, trace, rtl_dir, emu_checks)}")
     library = out / LIB_NAME
     start = time.perf_counter()
     with open(out / ".lock", "w") as lock:
@@ -131,14 +138,16 @@ def build(array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL_DIR) -> 
         tmp_library = out / f"{LIB_NAME}.tmp"
         with open(log, "w") as log_file:
             result = subprocess.run(
-                _command(rtl_dir, out, tmp_library, array_n, trace),
+                _command(rtl_dir, out, tmp_library, array_n, trace, emu_checks),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=find_verilator().env(),
                 cwd=out,
             )
         if result.returncode != 0 or not tmp_library.exists():
-            raise SimBuildError(f"Verilator build of {TOP} (N={array_n}) failed; see {log}")
+            raise SimBuildError(
+                f"Verilator build of {TOP} (N={array_n}{', EMU_CHECKS=1' if emu_checks else ''}) failed; see {log}"
+            )
         tmp_library.replace(library)
         shutil.rmtree(obj_dir, ignore_errors=True)
     return SimBuild(library, True, time.perf_counter() - start)

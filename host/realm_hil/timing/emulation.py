@@ -57,3 +57,34 @@ def timed_dot(x: np.ndarray, w: np.ndarray, slack: np.ndarray) -> np.ndarray:
     for k in range(x.shape[-1]):
         acc = timed_add(acc, x[..., k] * w[..., k], slack)
     return acc
+
+
+def timed_checksums(
+    x_tiles: np.ndarray, w_tiles: np.ndarray, y_tiles: np.ndarray, check_slack: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deviations d, e of tiles when the checksum accumulators follow the model (EMU_CHECKS=1).
+
+    x_tiles (T, n, K) and w_tiles (T, K, n) are the int8 operands of each tile, y_tiles (T, n, n)
+    the int32 results the array produced; check_slack (3, n) holds L of the accumulators of
+    -r_c, -q_r and d_c (CK_L_TABLE order). As in rtl/README.md ("Checksums"): the hardware keeps
+    the reference checksums negated, -r_c += -(sum_r X[r,k]) W[k,c] and -q_r += -(sum_c W[k,c]) X[r,k]
+    over the K beats from a reset register; d_c then accumulates the N result rows onto the
+    loaded -r_c; e_r = sum_c Y[r,c] - q_r is a single adder tree per row and stays exact.
+    Returns d and e as (T, n) int32.
+    """
+    x = np.asarray(x_tiles, dtype=np.int32)
+    w = np.asarray(w_tiles, dtype=np.int32)
+    y = np.asarray(y_tiles, dtype=np.int32)
+    slack = np.asarray(check_slack)
+    x_neg = -x.sum(axis=1)
+    w_neg = -w.sum(axis=2)
+    col = np.zeros((len(x), x.shape[1]), dtype=np.int32)
+    row = np.zeros_like(col)
+    for k in range(x.shape[2]):
+        col = timed_add(col, x_neg[:, k, None] * w[:, k, :], slack[0])
+        row = timed_add(row, w_neg[:, k, None] * x[:, :, k], slack[1])
+    d = col
+    for r in range(y.shape[1]):
+        d = timed_add(d, y[:, r, :], slack[2])
+    e = (y.astype(np.int64).sum(axis=2) + row) & 0xFFFFFFFF
+    return d, e.astype(np.uint32).view(np.int32)

@@ -8,19 +8,25 @@ import numpy as np
 
 from .emulation import L_EXACT
 from .profile import DeviceProfile, load_profile
-from .slack import slack_table, validate_clock
+from .slack import check_slack_table, slack_table, validate_clock
 
 
 @dataclass
 class ModeledClock:
-    """Clock, voltage and variation seed of a modeled device, and the L table they imply."""
+    """Clock, voltage and variation seed of a modeled device, and the L tables they imply.
+
+    With checks=True the checksum accumulators are in the overclocked region too and get their
+    own table, check_slack (CHECK_GROUPS, n); otherwise check_slack is None.
+    """
 
     profile: DeviceProfile
     array_n: int
     seed: int = 0
     voltage: float | None = None
+    checks: bool = False
     mhz: float = field(init=False)
     slack: np.ndarray = field(init=False)
+    check_slack: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.profile = load_profile(self.profile)
@@ -32,10 +38,13 @@ class ModeledClock:
         if voltage is not None:
             self.voltage = voltage
         self.slack = slack_table(self.profile, mhz, self.array_n, self.seed, self.voltage)
+        if self.checks:
+            self.check_slack = check_slack_table(self.profile, mhz, self.array_n, self.seed, self.voltage)
         self.mhz = mhz
         return mhz
 
     @property
     def exact(self) -> bool:
-        """True when no PE can produce a late bit at this clock."""
-        return bool((self.slack >= L_EXACT).all())
+        """True when no emulated accumulator (PE, and checksum with checks) can produce a late bit."""
+        tables = [self.slack] if self.check_slack is None else [self.slack, self.check_slack]
+        return all(bool((t >= L_EXACT).all()) for t in tables)

@@ -1,7 +1,9 @@
 """realm_accel: exact tiles, checksums, statistics, registers, resets and clock crossing.
 
 Every output is checked against the host models (realm_hil.tiling for the stream format,
-realm_hil.stats for the statistics words and GEMM totals), so RTL and host agree by construction.
+realm_hil.stats for the statistics words and GEMM totals, realm_hil.timing.emulation for timing
+errors in the PEs and, with EMU_CHECKS=1, in the checksum accumulators), so RTL and host agree
+by construction.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cocotb_build import rtl_sources, run
 from realm_hil import regmap
 from realm_hil.stats import GemmStats, PolicyConfig, TileStats, encode_stats_words, tile_stats
 from realm_hil.tiling import TilePlan, pack_tiles, reference_deviations, tile_operands, unpack_output
+from realm_hil.timing.emulation import timed_checksums, timed_dot
 
 MODES = {"off": 0, "classic": 1, "approx": 2, "statistical": 3}
 
@@ -37,6 +40,10 @@ class Tile:
     @property
     def exact(self) -> np.ndarray:
         return (self.x.astype(np.int64) @ self.w.astype(np.int64)).astype(np.uint32).view(np.int32)
+
+    def timed(self, slack: np.ndarray) -> np.ndarray:
+        """Y as the array computes it with per-PE slack L (n, n)."""
+        return timed_dot(self.x[:, None, :], self.w.T[None, :, :], slack)
 
     def stream_bytes(self) -> bytes:
         n, k = self.x.shape
@@ -94,6 +101,10 @@ class TB:
         self.policy = PolicyConfig()
         self.inj = np.zeros((self.n, self.n), dtype=np.uint32)
         self.plan = TilePlan(self.n, 1, self.n, self.n)
+        self.emu_checks = bool(int(dut.EMU_CHECKS.value))
+        # timing emulation as loaded by set_timing; None: CONFIG.TIMING_EN off or every L exact
+        self.pe_slack: np.ndarray | None = None
+        self.check_slack: np.ndarray | None = None
 
     def set_idle_generator(self, generator=None):
         if generator:
@@ -138,14 +149,29 @@ class TB:
             await self.write(regmap.INJ_TABLE_BASE + 4 * (r * self.n + c), int(masks[r, c]))
         self.inj = masks.astype(np.uint32).copy()
 
+    async def set_timing(self, pe_slack: np.ndarray, check_slack: np.ndarray, enabled: bool = True):
+        """Load L_TABLE (n, n) and CK_L_TABLE (3, n) and switch CONFIG.TIMING_EN."""
+        for i, value in enumerate(pe_slack.ravel()):
+            await self.write(regmap.L_TABLE_BASE + 4 * i, int(value))
+        for i, value in enumerate(check_slack.ravel()):
+            await self.write(regmap.CK_L_TABLE_BASE + 4 * i, int(value))
+        await self.write(regmap.CONFIG, int(enabled) << regmap.CONFIG_TIMING_EN[0])
+        self.pe_slack = pe_slack.copy() if enabled else None
+        self.check_slack = check_slack.copy() if enabled else None
+
     def expected(self, tiles: list[Tile]):
         """Results, deviations and statistics the accelerator must send for these tiles."""
         exact = np.stack([t.exact for t in tiles])
-        y = exact.copy()
+        y = exact.copy() if self.pe_slack is None else np.stack([t.timed(self.pe_slack) for t in tiles])
         for i, t in enumerate(tiles):
             if t.inject:
                 y[i] = (y[i].view(np.uint32) ^ self.inj).view(np.int32)
-        d, e = reference_deviations(y, exact)
+        if self.check_slack is None:
+            d, e = reference_deviations(y, exact)
+        else:
+            # one tile at a time: tiles of a transfer differ in K
+            de = [timed_checksums(t.x[None], t.w[None], y[i:i + 1], self.check_slack) for i, t in enumerate(tiles)]
+            d, e = (np.concatenate(part) for part in zip(*de, strict=True))
         stats = tile_stats(d, e, self.policy, tags=np.array([t.tag for t in tiles]))
         return y, d, e, stats
 
@@ -500,16 +526,93 @@ async def run_test_clock_ratio(dut, array_period):
     await tb.check_totals(stats)
 
 
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def run_test_check_registers(dut):
+    """EMU_CHECKS=1: PARAMS reports it, CK_L_TABLE resets to 31, reads back sign-extended, ends at 3N."""
+    tb = TB(dut)
+    if not tb.emu_checks:
+        pytest.skip("needs a build with EMU_CHECKS=1")
+    await tb.cycle_reset()
+    n = tb.n
+    assert await tb.read(regmap.PARAMS) == n | 1 << 8 | 1 << 9 | 1 << 10
+    for i in range(3 * n):
+        assert await tb.read(regmap.CK_L_TABLE_BASE + 4 * i) == 31, f"CK_L_TABLE[{i}] reset value"
+    for offset, value, want in [(regmap.CK_L_TABLE_BASE, -5, -5), (regmap.CK_L_TABLE_BASE + 4 * (3 * n - 1), 0x107, 7)]:
+        await tb.write(offset, value)
+        assert await tb.read(offset) == want & 0xFFFFFFFF, f"readback of 0x{offset:x}"
+    for offset in (regmap.CK_L_TABLE_BASE + 4 * 3 * n, 0x3FFC):
+        await tb.write(offset, 0xFFFFFFFF)
+        assert await tb.read(offset) == 0, f"unmapped 0x{offset:x}"
+
+
+def check_slack_cases(n: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray, bool, bool | None]]:
+    """(name, PE slack (n, n), checksum slack (3, n), CONFIG.TIMING_EN, every tile flagged / none / either)."""
+    exact_pe = np.full((n, n), 31)
+    exact_ck = np.full((3, n), 31)
+    onset_ck = rng.integers(18, 32, (3, n))
+    heavy_ck = rng.integers(0, 16, (3, n))
+    heavy_ck[:2, 1] = -1  # reference accumulators that never leave 0
+    return [
+        ("everything exact, emulation on", exact_pe, exact_ck, True, False),
+        ("exact PEs, checksums at onset", exact_pe, onset_ck, True, None),
+        ("exact PEs, checksums heavily overclocked", exact_pe, heavy_ck, True, True),
+        ("erring PEs, exact checksums", rng.integers(20, 30, (n, n)), exact_ck, True, None),
+        ("both erring, every L class", rng.integers(16, 32, (n, n)), rng.integers(-1, 32, (3, n)), True, None),
+        ("tables loaded, emulation off", rng.integers(0, 31, (n, n)), heavy_ck, False, False),
+    ]
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def run_test_emulated_checks(dut):
+    """EMU_CHECKS=1: results, deviations, statistics words and totals follow the timing model with
+    the checksum accumulators emulated, including false alarms on exact results."""
+    tb = TB(dut)
+    if not tb.emu_checks:
+        pytest.skip("needs a build with EMU_CHECKS=1")
+    await tb.cycle_reset()
+    tb.set_backpressure_generator(cycle_pause)
+    n = tb.n
+    rng = np.random.default_rng(21)
+    await tb.set_policy(POLICIES_UNDER_TEST["statistical"])
+    for i, (name, pe_slack, check_slack, enabled, flagged) in enumerate(check_slack_cases(n, rng)):
+        tb.log.info("emulated checks: %s", name)
+        await tb.set_timing(pe_slack, check_slack, enabled)
+        await tb.clear_stats()
+        # K of 3N..6N: the accumulators cross zero many times, so short slacks really err
+        tiles = [random_tile(rng, n, int(rng.integers(3 * n, 6 * n)), (i << 8) + j) for j in range(8)]
+        stats = await tb.run_tiles(tiles, rng, max_per_transfer=4)
+        await tb.wait_idle()
+        await tb.check_totals(stats)
+        if flagged is not None:
+            assert stats.any_err.all() if flagged else not stats.any_err.any(), (
+                f"{name}: tiles flagged {stats.any_err.tolist()}")
+    await tb.set_timing(np.full((n, n), 31), np.full((3, n), 31), False)
+
+
+SOURCES = ["realm_accel", "realm_ingress", "realm_egress", "realm_stats", "realm_axil_regs", "realm_core",
+           "realm_feeder", "realm_array", "realm_pe", "realm_timed_add", "realm_drain", "realm_async_fifo",
+           "realm_sync_fifo", "realm_reset_sync"]
+
+
 @pytest.mark.rtl
 @pytest.mark.parametrize("n", [8, 16])
 def test_realm_accel(n):
-    names = ["realm_accel", "realm_ingress", "realm_egress", "realm_stats", "realm_axil_regs", "realm_core",
-             "realm_feeder", "realm_array", "realm_pe", "realm_drain", "realm_async_fifo", "realm_sync_fifo",
-             "realm_reset_sync"]
     run(
         toplevel="realm_accel",
-        sources=rtl_sources(*names),
+        sources=rtl_sources(*SOURCES),
         test_module="test_realm_accel",
         test_dir=Path(__file__).parent,
         parameters={"N": n, "TIMING_EMU": 1, "INJECT": 1},
+    )
+
+
+@pytest.mark.rtl
+def test_realm_accel_emulated_checks():
+    run(
+        toplevel="realm_accel",
+        sources=rtl_sources(*SOURCES),
+        test_module="test_realm_accel",
+        test_dir=Path(__file__).parent,
+        parameters={"N": 8, "TIMING_EMU": 1, "INJECT": 1, "EMU_CHECKS": 1},
+        testcase=["run_test_check_registers", "run_test_emulated_checks"],
     )

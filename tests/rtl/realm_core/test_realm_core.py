@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb_build import rtl_sources, run
 from realm_hil.timing.emulation import timed_dot
 
-SOURCES = ("realm_core", "realm_feeder", "realm_array", "realm_pe", "realm_drain")
+SOURCES = ("realm_core", "realm_feeder", "realm_array", "realm_pe", "realm_timed_add", "realm_drain")
 # (op_valid idle probability, res_ready stall probability)
 HANDSHAKES = [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.3, 0.5)]
 

@@ -3,13 +3,16 @@ end-to-end characterization run that turns a sweep into an ABFT profile.
 
 Boundary (per GEMM, per component class). In the plane x = log2 MSD, y = log2 freq a point is
 critical when y <= a * x + b: at equal total deviation, few large errors hurt more than many
-small ones (the paper's figure; our sweeps). The direction of the line comes from an
-L2-regularized logistic regression on the grid points (critical = 1). On separable grid data an
-unregularized logistic fit has no finite optimum and its direction converges to the max-margin
-one (Soudry et al. 2018), so the weak penalty gives a max-margin-like line that stays defined
-when a noisy point makes the data inseparable, without an SVM solver. The intercept is then
-raised until every critical point of the data lies on the critical side: an ABFT that misses a
-critical error costs perplexity, one that flags a benign error costs only a recomputation.
+small ones (the paper's figure; our sweeps). The line must put every critical point of the data
+on the critical side: an ABFT that misses a critical error costs perplexity, one that flags a
+benign error costs only a recomputation. Among such lines (for each slope, the intercept is set
+by the worst critical point) the fit takes the one that flags the fewest benign points. Many
+slopes tie on separable grid data; the tie goes to the slope nearest the direction of an
+L2-regularized logistic regression (critical = 1), which on separable data tends to the
+max-margin direction (Soudry et al. 2018) and stays defined when noise makes the data
+inseparable, without an SVM solver. A class that mixes components of different shapes is
+inseparable by any line; the search then still finds the cheapest safe line, where the logistic
+direction alone can be far off.
 
 Translation to the per-tile rule. The hardware sees one n x n tile at a time: its msd_t and, per
 column, |d_c|; it recovers when freq_eff = #{c : |d_c| > theta(msd_t)} >= freq_min with
@@ -72,6 +75,9 @@ from realm_hil.stats import PolicyConfig, tile_stats_sparse
 
 # Steepest boundary the Q8.8 alpha = 1 - a can express.
 MAX_SLOPE = 128.0
+# slopes the conservative line search tries (the logistic direction is always among them)
+SLOPE_STEP = 0.01
+SEARCH_SLOPE = 16.0
 BETA_STEP = 0.25
 MAX_BETA_MARGIN = 16.0
 
@@ -82,7 +88,7 @@ class BoundaryFit:
     points: int
     critical: int
     benign_on_critical_side: int  # benign points the (shifted) line calls critical
-    shift: float  # how far the intercept was raised to put every critical point on the critical side
+    shift: float  # how far the logistic line's intercept was raised to cover every critical point (0: another slope won)
     floor: int = 0  # log2 freq below which nothing is critical (0: no floor)
 
     def is_critical(self, log2_msd: float, log2_freq: float) -> bool:
@@ -108,14 +114,18 @@ def fit_boundary(
         raise ValueError("every point is critical: extend the grid to smaller MSD")
     wx, wy, c = _logistic(np.column_stack([x, y]), label, l2)
     if wy < 0 and abs(wx / wy) <= MAX_SLOPE:
-        slope, intercept = -wx / wy, -c / wy
+        preferred, logistic_intercept = -wx / wy, -c / wy
     else:  # freq does not separate the classes: the steepest line the hardware can express
-        slope = MAX_SLOPE
-        intercept = float((y - slope * x)[label].max())
-    residual = y - slope * x
-    shift = max(0.0, float(residual[label].max() - intercept))
-    intercept += shift
-    benign_flagged = int((~label & (residual <= intercept + 1e-9)).sum())
+        preferred, logistic_intercept = MAX_SLOPE, -math.inf
+    candidates = np.unique(np.append(np.round(np.arange(SLOPE_STEP, SEARCH_SLOPE, SLOPE_STEP), 6), preferred))
+    residuals = y[None, :] - candidates[:, None] * x[None, :]
+    intercepts = residuals[:, label].max(axis=1)
+    flagged = (~label[None, :] & (residuals <= intercepts[:, None] + 1e-9)).sum(axis=1)
+    cheapest = np.flatnonzero(flagged == flagged.min())
+    best = int(cheapest[np.argmin(np.abs(candidates[cheapest] - preferred))])
+    slope, intercept = float(candidates[best]), float(intercepts[best])
+    benign_flagged = int(flagged[best])
+    shift = max(0.0, intercept - logistic_intercept) if slope == preferred else 0.0
     return BoundaryFit(
         Boundary(float(slope), float(intercept)), int(x.size), int(label.sum()), benign_flagged, shift
     )

@@ -30,9 +30,20 @@ DEFAULT_WINDOW = {"sim": 64, "board": 128, "twin": 256, "reference": 256}
 # Default overclock relative to nominal: inside the band where the first timing errors appear.
 DEFAULT_OVERCLOCK = 1.12
 # "timing": the backend's own errors (the twin's timing model, the board's real ones); "realm": the
-# paper's i.i.d. bit flip, injected at the element error rate the timing model showed at that clock.
-ERROR_MODELS = ("timing", "realm")
+# paper's i.i.d. bit flip, injected at the element error rate the timing model showed at that clock,
+# on bit 30 or, as "realm@B", on bit B (the paper also swept bits 22, 14 and 10).
+ERROR_MODELS = ("timing", "realm", "realm@B")
 REALM_BIT = 30
+
+
+def realm_bit(model: str) -> int | None:
+    """The bit a realm error model flips ("realm": 30, "realm@14": 14); None for "timing"."""
+    if model == "timing":
+        return None
+    name, sep, bit = model.partition("@")
+    if name != "realm" or (sep and not bit.isdigit()) or (sep and not 0 <= int(bit) <= 31):
+        raise ValueError(f"error models must be timing, realm or realm@B (bit 0-31), got {model!r}")
+    return int(bit) if sep else REALM_BIT
 # Backends that can be opened a second time, at the nominal clock, to recompute flagged tiles.
 RECOVERY_BACKENDS = ("twin", "reference")
 # Backends whose checksum accumulators can be overclocked with the array (EMU_CHECKS).
@@ -74,15 +85,14 @@ class RunConfig:
         unknown = set(self.policies) - set(POLICIES)
         if unknown:
             raise ValueError(f"unknown ABFT policy {sorted(unknown)}: choose from {', '.join(POLICIES)}")
-        unknown = set(self.error_models) - set(ERROR_MODELS)
-        if unknown or not self.error_models:
-            raise ValueError(f"error models must be some of {', '.join(ERROR_MODELS)}, "
-                             f"got {self.error_models}")
-        if "realm" in self.error_models and "timing" not in self.error_models:
+        if not self.error_models:
+            raise ValueError("give at least one error model: timing, realm or realm@B")
+        bits = [realm_bit(m) for m in self.error_models]
+        if any(b is not None for b in bits) and "timing" not in self.error_models:
             raise ValueError("the realm error model injects the element error rate the timing model shows "
                              "at each clock, so it needs the timing model in the run too")
         # timing first at every clock: the realm rows take their rate from it
-        self.error_models = [m for m in ERROR_MODELS if m in self.error_models]
+        self.error_models = ["timing", *dict.fromkeys(m for m in self.error_models if m != "timing")]
         if self.emulate_checks and self.backend not in EMULATED_CHECKS_BACKENDS:
             raise ValueError(f"emulated checksums need the {' or '.join(EMULATED_CHECKS_BACKENDS)} backend, "
                              f"not {self.backend}")
@@ -235,12 +245,13 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
         for clock in clocks:
             applied = acc.set_clock(clock, force=config.force_clock)
             for model in config.error_models:
-                if model == "realm":
+                bit = realm_bit(model)
+                if bit is not None:
                     rate = _matched_rate(rows, applied)
                 for policy in config.policies:
                     # a fresh generator per policy: every policy faces the same first faults
                     device = acc if model == "timing" else SoftwareFaultAccelerator(
-                        BitFlip(rate, REALM_BIT, config.seed), acc.array_n, applied)
+                        BitFlip(rate, bit, config.seed), acc.array_n, applied)
                     protected = ProtectedGemm(device, policy, profile, recovery, nominal_mhz=nominal,
                                               measure=True)
                     router.backend = protected

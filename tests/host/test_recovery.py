@@ -240,3 +240,16 @@ def test_headline_run_classic_restores_the_error_free_model():
     rate = rows["timing", "classic"].element_error_rate  # on the error-free trajectory
     assert rate > 0
     assert rows["realm", "none"].element_error_rate == pytest.approx(rate, rel=0.5)
+
+
+def test_error_model_names_pick_the_realm_bit():
+    from realm_hil.experiment import RunConfig, realm_bit
+
+    assert [realm_bit(m) for m in ("timing", "realm", "realm@14", "realm@0")] == [None, 30, 14, 0]
+    for bad in ("realm@32", "realm@", "realm@x", "bitflip"):
+        with pytest.raises(ValueError, match="timing, realm or realm@B"):
+            realm_bit(bad)
+    config = RunConfig(backend="twin", error_models=["realm@10", "timing", "realm", "realm@10"])
+    assert config.error_models == ["timing", "realm@10", "realm"]
+    with pytest.raises(ValueError, match="needs the timing model"):
+        RunConfig(backend="twin", error_models=["realm@22"])

@@ -88,7 +88,7 @@ class BoundaryFit:
     points: int
     critical: int
     benign_on_critical_side: int  # benign points the (shifted) line calls critical
-    shift: float  # how far the logistic line's intercept was raised to cover every critical point (0: another slope won)
+    shift: float  # how far the logistic line was raised to cover every critical point (0: another slope won)
     floor: int = 0  # log2 freq below which nothing is critical (0: no floor)
 
     def is_critical(self, log2_msd: float, log2_freq: float) -> bool:
@@ -125,7 +125,8 @@ def fit_boundary(
     best = int(cheapest[np.argmin(np.abs(candidates[cheapest] - preferred))])
     slope, intercept = float(candidates[best]), float(intercepts[best])
     benign_flagged = int(flagged[best])
-    shift = max(0.0, intercept - logistic_intercept) if slope == preferred else 0.0
+    raised = slope == preferred and math.isfinite(logistic_intercept)
+    shift = max(0.0, intercept - logistic_intercept) if raised else 0.0
     return BoundaryFit(
         Boundary(float(slope), float(intercept)), int(x.size), int(label.sum()), benign_flagged, shift
     )

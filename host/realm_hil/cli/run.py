@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..abft.policies import POLICIES
-from ..experiment import ERROR_MODELS, RunConfig, run_experiment
+from ..experiment import RunConfig, realm_bit, run_experiment
 from ..fpga.manifest import BOARDS
 from ..llm.text import WIKITEXT2
 from .options import backend_option, emulate_checks_option
@@ -25,6 +25,16 @@ def _names(choices):
         return names
 
     return parse
+
+
+def _error_models(_ctx, _param, value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        for name in names:
+            realm_bit(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return names
 
 
 @click.command()
@@ -48,9 +58,10 @@ def _names(choices):
 @click.option("--abft", "policies", default="none", show_default=True, callback=_names(POLICIES),
               help=f"comma-separated policies: {', '.join(POLICIES)}")
 @click.option("--error-model", "error_models", default="timing", show_default=True,
-              callback=_names(ERROR_MODELS),
+              callback=_error_models,
               help="timing: the backend's own errors; realm: i.i.d. bit-30 flips at the element error rate "
-                   "timing showed at the same clock on the error-free operands (comma-separated)")
+                   "timing showed at the same clock on the error-free operands; realm@B: the same on bit B "
+                   "(comma-separated)")
 @click.option("--abft-profile", default=RunConfig.abft_profile, show_default=True,
               help="ABFT profile (name or YAML path) with the approx and statistical thresholds")
 @click.option("--recover-on", type=click.Choice(["accelerator", "host"]),

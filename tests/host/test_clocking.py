@@ -41,6 +41,8 @@ def test_bad_target():
 
 def test_guard_restores_on_ctrl_c_and_reraises():
     restored = []
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the test run was started as a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     guard = NominalClockGuard(lambda: restored.append(True))
     guard.arm()
     with pytest.raises(KeyboardInterrupt):
@@ -50,6 +52,7 @@ def test_guard_restores_on_ctrl_c_and_reraises():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     guard.restore()
     assert restored == [True]
+    signal.signal(signal.SIGINT, before)
 
 
 def test_guard_restore_once():

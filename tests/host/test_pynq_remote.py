@@ -29,6 +29,13 @@ from realm_hil.remote.sim_overlay import SimBoardConfig, write_sim_overlay
 from realm_hil.stats import PolicyConfig
 from realm_hil.tiling import int32_gemm
 
+# A test run started as a background job hands its children SIGINT ignored; a terminal's Ctrl-C
+# reaches a foreground server with the default handler, which is what these tests play.
+SERVE_WITH_CTRL_C = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from realm_hil.cli.serve import serve; serve()"
+)
+
 pytestmark = pytest.mark.sim
 
 CONFIG = SimBoardConfig("zcu104", array_n=8, seed=3)
@@ -172,7 +179,7 @@ def test_pynq_selftest_passes_against_the_sim_server(served, capsys):
 
 def test_serve_command_simulates_a_board_until_ctrl_c(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from realm_hil.cli.serve import serve; serve()", "--pynq-remote",
+        [sys.executable, "-c", SERVE_WITH_CTRL_C, "--pynq-remote",
          "--bind", "127.0.0.1:0", "--seed", str(CONFIG.seed), "--overlay-dir", str(tmp_path)],
         stderr=subprocess.PIPE, text=True)
     try:

@@ -29,6 +29,13 @@ from realm_hil.remote.protocol import (
 from realm_hil.stats import PolicyConfig
 from realm_hil.tiling import int32_gemm
 
+# A test run started as a background job hands its children SIGINT ignored; a terminal's Ctrl-C
+# reaches a foreground server with the default handler, which is what these tests play.
+SERVE_WITH_CTRL_C = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from realm_hil.cli.serve import serve; serve()"
+)
+
 TOKEN = "loopback-test-token"
 NOMINAL = 100.0
 LIMIT = 1 << 20
@@ -300,7 +307,7 @@ def test_serve_command_stops_on_ctrl_c_and_restores_the_clock(tmp_path):
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from realm_hil.cli.serve import serve; serve()", "--bind", "127.0.0.1:0",
+        [sys.executable, "-c", SERVE_WITH_CTRL_C, "--bind", "127.0.0.1:0",
          "--backend", "reference", "--token-file", str(token_file)],
         stderr=subprocess.PIPE, text=True)
     try:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..backends.base import Accelerator
-from ..backends.reference import stats_against_exact
+from ..backends.reference import ReferenceAccelerator, stats_against_exact
 from ..llm.gemm import FaultHook, GemmRouter, GemmSite
 from ..stats import GemmStats
 from ..tiling import TilePlan, int32_gemm, plan_for, validate_operands
@@ -171,32 +171,22 @@ class SiteRouter(GemmRouter):
         return super().matmul(layer, component, x, w)
 
 
-class SoftwareFaultAccelerator(Accelerator):
+class SoftwareFaultAccelerator(ReferenceAccelerator):
     """Exact GEMMs corrupted by a software fault model inside the device, ahead of the checksums.
 
-    The clock is only recorded (the fault model does not depend on it): it says which clock the
-    model stands in for, so modeled time and throughput are comparable with the timing model's.
+    The clock is only recorded, as on the reference (the fault model does not depend on it): it
+    says which clock the model stands in for, so modeled time and throughput are comparable with
+    the timing model's.
     """
 
     name = "software-fault"
 
     def __init__(self, fault: FaultHook, array_n: int = 8, clock_mhz: float = 100.0) -> None:
-        super().__init__(array_n)
+        super().__init__(array_n, nominal_mhz=clock_mhz)
         self.fault = fault
         self.site = GemmSite(None, "gemm", "prefill")  # SiteRouter keeps it current
-        self._clock = clock_mhz
 
     def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
         exact = int32_gemm(x, w)
         y = self.fault(exact.copy(), self.site)
         return y, stats_against_exact(y, exact, plan_for(x, w, self.array_n), self.policy)
-
-    def set_clock(self, mhz: float, *, force: bool = False) -> float:
-        if not mhz > 0:
-            raise ValueError(f"clock must be a positive frequency in MHz, got {mhz}")
-        self._clock = float(mhz)
-        return self._clock
-
-    @property
-    def clock_mhz(self) -> float:
-        return self._clock

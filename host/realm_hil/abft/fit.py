@@ -68,6 +68,7 @@ from realm_hil.abft.characterize import (
     run_points,
     sensitivity_summary,
 )
+from realm_hil.abft.policies import gated
 from realm_hil.abft.profile import PROFILE_COMPONENTS, AbftProfile, Boundary, ComponentClass, Provenance
 from realm_hil.llm.selection import Selection
 from realm_hil.results import atomic_write_text
@@ -231,7 +232,7 @@ def _replay(
 ) -> tuple[bool, bool]:
     """(errors left after recovering flagged tiles are benign, any tile recovered)."""
     stats = tile_stats_sparse(d, e, policy)
-    recover = stats.recover if int(stats.freq_eff.sum()) >= gate else np.zeros_like(stats.recover)
+    recover = gated(stats.recover, int(stats.freq_eff.sum()), gate)
     left = ~recover
     msd = int(stats.msd[left].astype(object).sum())
     freq = int(stats.freq[left].sum())

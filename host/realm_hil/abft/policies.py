@@ -79,6 +79,11 @@ def gemm_gate(policy: Policy, profile: AbftProfile | None, site: GemmSite | None
     return profile.gemm_gate(site.component)
 
 
+def gated(flagged: np.ndarray, total_freq_eff: int, gate: int) -> np.ndarray:
+    """The tile flags, or none when the GEMM's total freq_eff stays below its class's gate."""
+    return np.zeros_like(flagged) if gate > 1 and total_freq_eff < gate else flagged
+
+
 def registers(policy: Policy, profile: AbftProfile | None, site: GemmSite | None) -> PolicyConfig:
     """What to program into the statistics unit before a GEMM at `site`."""
     if not policy.needs_site:
@@ -120,8 +125,7 @@ def decide(
         rows = tile_stats_sparse(_deviations(stats).row_dev, stats.col_dev, config)
         flagged = flagged | rows.recover
         total_eff = max(total_eff, int(rows.freq_eff.sum()))
-    if gate > 1 and total_eff < gate:
-        flagged = np.zeros_like(flagged)
+    flagged = gated(flagged, total_eff, gate)
     corrected = np.zeros_like(flagged)
     if policy.correct and flagged.any():
         _deviations(stats)

@@ -63,7 +63,7 @@ class RemoteBoardAccelerator(PynqAccelerator):
 
     def __init__(self, driver, clock, address: str, on_close) -> None:
         self.address = address
-        self._where = f"the PYNQ.remote server at {address}"
+        self._where = _server(address)
         with rpc_errors(self._where):
             super().__init__(driver, clock, name="board", on_close=on_close)
 
@@ -94,7 +94,7 @@ def open_remote_board(address: str, board_name: str | None = None, manifest: Pat
     `board_name` defaults to the board's own PYNQ name; given, the board must be that one.
     """
     host, port = parse_pynq_address(address)
-    where = f"the PYNQ.remote server at {address}"
+    where = _server(address)
     manifest = manifest or MANIFEST_PATH
     # refused or unroutable fails here at once, instead of after pynq's 5 s wait for a channel
     connect_socket(host, port, CONNECT_TIMEOUT_S, where, "is the board up with the PYNQ.remote image?").close()
@@ -110,6 +110,11 @@ def open_remote_board(address: str, board_name: str | None = None, manifest: Pat
     except BaseException:
         device.client.channel.close()
         raise
+
+
+def _server(address: str) -> str:
+    """How errors name the board's server."""
+    return f"the PYNQ.remote server at {address}"
 
 
 def _connect(host: str, port: int, where: str):

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
+from realm_hil.profile_files import read_yaml, resolve, shipped_names
 from realm_hil.results import atomic_write_text
 from realm_hil.stats import POLICIES, PolicyConfig
 
@@ -167,18 +168,15 @@ _Dumper.add_representer(
 
 def list_abft_profiles() -> list[str]:
     """Names of the ABFT profiles shipped with the package."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return shipped_names(PROFILE_DIR)
 
 
 def load_abft_profile(name_or_path: str | Path | AbftProfile) -> AbftProfile:
     """A shipped ABFT profile by name (e.g. "smollm2-135m") or a profile YAML file by path."""
     if isinstance(name_or_path, AbftProfile):
         return name_or_path
-    path = _resolve(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"invalid ABFT profile {path}: not valid YAML ({exc})") from exc
+    path = resolve(name_or_path, PROFILE_DIR, "ABFT profile")
+    raw = read_yaml(path, "ABFT profile")
     try:
         return profile_from_dict(raw)
     except ValueError as exc:
@@ -270,20 +268,6 @@ def _check(profile: AbftProfile) -> None:
             raise ValueError(f"approx.{component} must list one threshold per layer")
         if any(not 0 <= t < (1 << 64) for t in thresholds):
             raise ValueError(f"approx.{component}: thresholds must be unsigned 64-bit values")
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ValueError(f"ABFT profile file {path} does not exist")
-        return path
-    shipped = PROFILE_DIR / f"{name_or_path}.yaml"
-    if not shipped.is_file():
-        raise ValueError(
-            f"unknown ABFT profile {name_or_path!r}; available: {', '.join(list_abft_profiles())}"
-        )
-    return shipped
 
 
 def _fields(raw: object, required: tuple[str, ...], optional: tuple[str, ...], where: str) -> None:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from ..profile_files import read_yaml, resolve, shipped_names
 
 SCHEMA_VERSION = 1
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -71,19 +71,7 @@ class DeviceProfile:
 
 def list_profiles() -> list[str]:
     """Names of the profiles shipped with the package."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ValueError(f"profile file {path} does not exist")
-        return path
-    shipped = PROFILE_DIR / f"{name_or_path}.yaml"
-    if not shipped.is_file():
-        raise ValueError(f"unknown device profile {name_or_path!r}; available: {', '.join(list_profiles())}")
-    return shipped
+    return shipped_names(PROFILE_DIR)
 
 
 def _validate(raw: object, source: Path) -> DeviceProfile:
@@ -132,9 +120,5 @@ def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:
     """A shipped profile by name (e.g. "pynq-z2") or a profile YAML file by path."""
     if isinstance(name_or_path, DeviceProfile):
         return name_or_path
-    path = _resolve(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"invalid device profile {path}: not valid YAML ({exc})") from exc
-    return _validate(raw, path)
+    path = resolve(name_or_path, PROFILE_DIR, "device profile")
+    return _validate(read_yaml(path, "device profile"), path)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .backends.base import Accelerator
 from .results import atomic_write_text
-from .tiling import int32_gemm
+from .tiling import int32_gemm, pad_to_tiles
 from .workload import Gemm
 
 BITS = 32
@@ -59,10 +59,8 @@ def bit_error_counts(y: np.ndarray, exact: np.ndarray) -> np.ndarray:
 
 def wrong_tiles(y: np.ndarray, exact: np.ndarray, array_n: int) -> np.ndarray:
     """Per tile, in row-major tile order: whether any result of the tile differs from the exact one."""
-    m, n = y.shape
-    tiles_m, tiles_n = -(-m // array_n), -(-n // array_n)
-    wrong = np.zeros((tiles_m * array_n, tiles_n * array_n), dtype=bool)
-    wrong[:m, :n] = y != exact
+    wrong = pad_to_tiles(y != exact, array_n)
+    tiles_m, tiles_n = wrong.shape[0] // array_n, wrong.shape[1] // array_n
     return wrong.reshape(tiles_m, array_n, tiles_n, array_n).any(axis=(1, 3)).ravel()
 
 

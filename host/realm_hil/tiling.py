@@ -162,9 +162,15 @@ def reference_deviations(y_tiles: np.ndarray, exact_tiles: np.ndarray) -> tuple[
 
 def exact_tiles(x: np.ndarray, w: np.ndarray, plan: TilePlan) -> np.ndarray:
     """Error-free int32 results of every tile, (tiles, n, n), row-major tile order."""
-    y = np.zeros((plan.tiles_m * plan.array_n, plan.tiles_n * plan.array_n), dtype=np.int32)
-    y[: plan.m, : plan.n] = int32_gemm(x, w)
-    return split_tiles(y, plan)
+    return split_tiles(pad_to_tiles(int32_gemm(x, w), plan.array_n), plan)
+
+
+def pad_to_tiles(a: np.ndarray, array_n: int) -> np.ndarray:
+    """An (M, N) result-shaped array zero-padded to whole array_n x array_n tiles, as the host pads them."""
+    m, n = a.shape
+    out = np.zeros((-(-m // array_n) * array_n, -(-n // array_n) * array_n), dtype=a.dtype)
+    out[:m, :n] = a
+    return out
 
 
 def split_tiles(y_padded: np.ndarray, plan: TilePlan) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..stats import GemmStats, tile_stats_sparse, zero_tile_stats
-from ..tiling import int32_gemm, plan_for
+from ..tiling import int32_gemm, pad_to_tiles, plan_for
 from .base import Accelerator
 
 
@@ -41,9 +41,7 @@ def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan, policy) -> GemmS
     error matrix modulo 2^32, so only the error matrix is needed.
     """
     n = plan.array_n
-    err = np.zeros((plan.tiles_m * n, plan.tiles_n * n), dtype=np.int64)
-    err[: plan.m, : plan.n] = y.astype(np.int64) - exact
-    tiles = err.reshape(plan.tiles_m, n, plan.tiles_n, n)
+    tiles = pad_to_tiles(y.astype(np.int64) - exact, n).reshape(plan.tiles_m, n, plan.tiles_n, n)
     d = tiles.sum(axis=1).reshape(-1, n)
     e = tiles.sum(axis=3).transpose(0, 2, 1).reshape(-1, n)
     d = d.astype(np.uint32).view(np.int32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -45,6 +46,19 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (systemd, kill) stops a server like Ctrl-C, so the same cleanup restores the clock."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 # the options of each mode, keyed by --pynq-remote
 _OWN_OPTIONS = {False: ("backend", "token_file", "max_elements", "idle_timeout"),
                 True: ("board_name", "array_n", "seed", "overlay_dir")}
@@ -64,11 +78,8 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
     logging.basicConfig(level=logging.INFO, format="realm-hil: %(message)s")
     manifest = write_sim_overlay(overlay_dir or cache_dir("pynq-remote", f"{config.board}-n{config.array_n}"), config)
     board = SimBoard(config)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        with PynqRemoteServer(board, bind) as server:
+        with _sigterm_as_ctrl_c(), PynqRemoteServer(board, bind) as server:
             log.info("simulating a %s (N=%d) for PYNQ.remote clients on %s; Ctrl-C to stop",
                      config.board, config.array_n, server.address)
             log.info("on the workstation: realm-hil run --board pynq://%s --board-name %s --manifest %s",
@@ -80,8 +91,6 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
         log.info("stopped")
     finally:
         board.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 @click.command()
@@ -122,11 +131,7 @@ def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, i
     if token_file is not None and stat.S_IMODE(token_file.stat().st_mode) & 0o077:
         log.warning("token file %s is readable by other users; chmod 600 it", token_file)
     config = ServerConfig(max_elements=max_elements, idle_timeout_s=idle_timeout)
-    # SIGTERM (systemd, kill) must restore the clock just like Ctrl-C does.
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    with _sigterm_as_ctrl_c():
         with open_accelerator(backend) as acc, RemoteServer(acc, token, bind, config) as server:
             log.info("serving %s on %s, nominal clock %g MHz; Ctrl-C to stop",
                      acc.name, server.address, server.nominal_mhz)
@@ -135,9 +140,6 @@ def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, i
             except KeyboardInterrupt:
                 log.info("stopping")
         log.info("stopped; clock restored to %g MHz", server.nominal_mhz)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 COMMANDS = [serve]

@@ -315,8 +315,9 @@ def fit_classes(
     out = {}
     for name, members in classification.classes.items():
         mine = [p for p in points if p.component in members]
-        if not any(p.critical for p in mine) or all(p.critical for p in mine):
-            out[name] = ClassFit(name, members, None, None, always=bool(mine) and all(p.critical for p in mine))
+        critical = [p.critical for p in mine]
+        if not any(critical) or all(critical):
+            out[name] = ClassFit(name, members, None, None, always=any(critical))
             continue
         floor = min(p.log2_freq for p in mine if p.critical)
         above = [p for p in mine if p.log2_freq >= floor]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..clocking import MMCM_7SERIES, MMCM_ULTRASCALE_PLUS, ClockWizard, NominalClockGuard, PsClock
 from ..driver import AccelDriver
+from ..errors import InputError
 from ..timing.modeled_clock import ModeledClock
 from ..timing.profile import DeviceProfile, load_profile
 from ..timing.slack import validate_clock
@@ -76,7 +77,7 @@ class BoardClock:
 
     def set(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
         if voltage is not None:
-            raise ValueError("supply voltage cannot be set from the host on this board; use sim or twin")
+            raise InputError("supply voltage cannot be set from the host on this board; use sim or twin")
         validate_clock(self.profile, mhz, force)
         self.guard.arm()
         self._mhz = self.source.set_frequency(mhz)

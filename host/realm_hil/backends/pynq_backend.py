@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,15 @@ class PynqAccelerator(Accelerator):
         self.driver = driver
         self.clock = clock
         self._on_close = on_close
+        # A server thread may still be in a GEMM when another closes: close waits for it, so the
+        # device is never freed under a call. Reentrant, so a signal handler that closes on the
+        # thread in the GEMM does not deadlock (the sim then refuses the GEMM's next step).
+        self._lock = threading.RLock()
         driver.set_policy(self.policy)
+
+    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return super().gemm(x, w)
 
     def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
         result = self.driver.gemm(x, w)
@@ -36,11 +45,15 @@ class PynqAccelerator(Accelerator):
         return result.y, GemmStats(result.tiles, (plan.tiles_m, plan.tiles_n), result.col_dev, result.row_dev)
 
     def set_policy(self, policy: PolicyConfig) -> None:
-        self.driver.set_policy(policy)
-        super().set_policy(policy)
+        with self._lock:
+            self._check_open()
+            self.driver.set_policy(policy)
+            super().set_policy(policy)
 
     def set_clock(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
-        return self.clock.set(mhz, force=force, voltage=voltage)
+        with self._lock:
+            self._check_open()
+            return self.clock.set(mhz, force=force, voltage=voltage)
 
     @property
     def clock_mhz(self) -> float:
@@ -51,14 +64,23 @@ class PynqAccelerator(Accelerator):
                 "emulate_checks": self.driver.emu_checks}
 
     def close(self) -> None:
-        if not self._closed:
+        """Restore the nominal clock, then free the driver and the device even when that fails.
+
+        Marked closed first, so a failed restore never leaves a half-freed accelerator that still
+        accepts calls; the restore's error propagates (chained under any later one).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            super().close()
             try:
                 self.clock.restore()
             finally:
-                self.driver.close()
-                if self._on_close is not None:
-                    self._on_close()
-        super().close()
+                try:
+                    self.driver.close()
+                finally:
+                    if self._on_close is not None:
+                        self._on_close()
 
 
 def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed: int = 0,

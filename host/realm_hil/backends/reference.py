@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
+from ..errors import InputError
 from ..stats import GemmStats, tile_stats_sparse, zero_tile_stats
 from ..tiling import int32_gemm, pad_to_tiles, plan_for
 from .base import Accelerator
@@ -24,8 +28,9 @@ class ReferenceAccelerator(Accelerator):
 
     def set_clock(self, mhz: float, *, force: bool = False) -> float:
         # An ideal device never errs, so the clock is recorded but changes nothing.
-        if not mhz > 0:
-            raise ValueError(f"clock must be a positive frequency in MHz, got {mhz}")
+        self._check_open()
+        if isinstance(mhz, bool) or not isinstance(mhz, numbers.Real) or not math.isfinite(mhz) or mhz <= 0:
+            raise InputError(f"clock must be a positive frequency in MHz, got {mhz!r}")
         self._clock = float(mhz)
         return self._clock
 

@@ -36,6 +36,7 @@ class TwinAccelerator(Accelerator):
         return y, GemmStats(tile_stats_sparse(d, e, self.policy), (plan.tiles_m, plan.tiles_n), d, e)
 
     def set_clock(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
+        self._check_open()
         return self.clock.set(mhz, force=force, voltage=voltage)
 
     @property

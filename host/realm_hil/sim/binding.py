@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from pathlib import Path
 
 import numpy as np
 
+from ..backends.base import AcceleratorClosedError
 from .build import RTL_DIR, build
 
 _u32, _i32, _u64, _i64, _ptr = (
@@ -85,55 +87,82 @@ class SimModel:
                 waves.stop,
                 -1 if waves.tag is None else waves.tag,
             )
+        # ctypes releases the GIL during a call, so threads really run C concurrently: every call
+        # holds the lock, and close takes it too. Reentrant, because buffers unmap themselves from
+        # garbage collection, which can run on a thread that holds it.
+        self._lock = threading.RLock()
         self._h = self._lib.realm_sim_create(*wave_args, NOMINAL_HALF_PS, array_half)
 
     def close(self) -> None:
-        if self._h:
-            self._lib.realm_sim_destroy(self._h)
-            self._h = None
+        """Free the model, after any call running on another thread has returned; later calls raise."""
+        with self._lock:
+            if self._h:
+                self._lib.realm_sim_destroy(self._h)
+                self._h = None
+
+    def _handle(self) -> int:
+        """The live model, for a call made while holding the lock: C must never see a freed handle."""
+        if not self._h:
+            raise AcceleratorClosedError("simulated accelerator is closed")
+        return self._h
 
     def hard_reset(self) -> None:
-        self._lib.realm_sim_hard_reset(self._h)
+        with self._lock:
+            self._lib.realm_sim_hard_reset(self._handle())
 
     def soft_reset(self) -> None:
-        self._check(self._lib.realm_sim_soft_reset(self._h), "soft reset write")
+        with self._lock:
+            self._check(self._lib.realm_sim_soft_reset(self._handle()), "soft reset write")
 
     def axil_write(self, addr: int, value: int) -> None:
-        self._check(self._lib.realm_sim_axil_write(self._h, addr, value & 0xFFFFFFFF), f"write to {addr:#x}")
+        with self._lock:
+            resp = self._lib.realm_sim_axil_write(self._handle(), addr, value & 0xFFFFFFFF)
+        self._check(resp, f"write to {addr:#x}")
 
     def axil_read(self, addr: int) -> int:
         out = _u32()
-        self._check(self._lib.realm_sim_axil_read(self._h, addr, ctypes.byref(out)), f"read of {addr:#x}")
+        with self._lock:
+            resp = self._lib.realm_sim_axil_read(self._handle(), addr, ctypes.byref(out))
+        self._check(resp, f"read of {addr:#x}")
         return out.value
 
     def dma_read(self, offset: int) -> int:
-        return self._lib.realm_sim_dma_read(self._h, offset)
+        with self._lock:
+            return self._lib.realm_sim_dma_read(self._handle(), offset)
 
     def dma_write(self, offset: int, value: int) -> None:
-        self._lib.realm_sim_dma_write(self._h, offset, value & 0xFFFFFFFF)
+        with self._lock:
+            self._lib.realm_sim_dma_write(self._handle(), offset, value & 0xFFFFFFFF)
 
     def dma_busy(self) -> int:
-        return self._lib.realm_sim_dma_busy(self._h)
+        with self._lock:
+            return self._lib.realm_sim_dma_busy(self._handle())
 
     def map(self, phys: int, host: np.ndarray) -> None:
-        self._lib.realm_sim_map(self._h, phys, host.ctypes.data, host.nbytes)
+        with self._lock:
+            self._lib.realm_sim_map(self._handle(), phys, host.ctypes.data, host.nbytes)
 
     def unmap(self, phys: int) -> None:
-        if self._h:
-            self._lib.realm_sim_unmap(self._h, phys)
+        # buffers are unmapped when garbage collected, which may be after close: nothing left to unmap then
+        with self._lock:
+            if self._h:
+                self._lib.realm_sim_unmap(self._h, phys)
 
     def run(self, max_cycles: int, mask: int = MM2S | S2MM) -> int:
-        return self._lib.realm_sim_run(self._h, max_cycles, mask)
+        with self._lock:
+            return self._lib.realm_sim_run(self._handle(), max_cycles, mask)
 
     @property
     def cycles(self) -> int:
-        return self._lib.realm_sim_cycles(self._h)
+        with self._lock:
+            return self._lib.realm_sim_cycles(self._handle())
 
     def raw(self, stream: np.ndarray, out: np.ndarray, max_cycles: int = 1 << 40) -> int:
         """Stream `stream` through the accelerator into `out`; returns the bytes received."""
-        got = self._lib.realm_sim_raw(
-            self._h, stream.ctypes.data, stream.nbytes, out.ctypes.data, out.nbytes, max_cycles
-        )
+        with self._lock:
+            got = self._lib.realm_sim_raw(
+                self._handle(), stream.ctypes.data, stream.nbytes, out.ctypes.data, out.nbytes, max_cycles
+            )
         if got < 0:
             raise SimError(f"raw stream did not finish within {max_cycles} cycles")
         return got

@@ -33,14 +33,16 @@ class ModeledClock:
         self.set(self.profile.nominal_clock_mhz)
 
     def set(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
-        """Move to a new clock (and optionally supply voltage); returns the clock applied."""
+        """Move to a new clock (and optionally supply voltage); returns the clock applied.
+
+        Everything is computed before anything is stored: a refused clock or voltage leaves the
+        clock as it was.
+        """
         mhz = validate_clock(self.profile, mhz, force)
-        if voltage is not None:
-            self.voltage = voltage
-        self.slack = slack_table(self.profile, mhz, self.array_n, self.seed, self.voltage)
-        if self.checks:
-            self.check_slack = check_slack_table(self.profile, mhz, self.array_n, self.seed, self.voltage)
-        self.mhz = mhz
+        voltage = self.voltage if voltage is None else voltage
+        slack = slack_table(self.profile, mhz, self.array_n, self.seed, voltage)
+        check_slack = check_slack_table(self.profile, mhz, self.array_n, self.seed, voltage) if self.checks else None
+        self.voltage, self.slack, self.check_slack, self.mhz = voltage, slack, check_slack, mhz
         return mhz
 
     @property

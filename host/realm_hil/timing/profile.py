@@ -9,9 +9,11 @@ typo cannot silently fall back to a default and shift every error clock.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
 from ..profile_files import read_yaml, resolve, shipped_names
 
 SCHEMA_VERSION = 1
@@ -60,8 +62,9 @@ class DeviceProfile:
         """Alpha-power-law delay scale t_d ~ V / (V - V_th)^alpha, normalised to 1 at V_nominal."""
         if voltage is None:
             return 1.0
-        if not math.isfinite(voltage) or voltage <= self.v_th:
-            raise ValueError(f"voltage {voltage} V must be above V_th = {self.v_th} V of {self.name}")
+        if isinstance(voltage, bool) or not isinstance(voltage, numbers.Real) or not math.isfinite(voltage) \
+                or voltage <= self.v_th:
+            raise InputError(f"voltage {voltage!r} V must be a number above V_th = {self.v_th} V of {self.name}")
 
         def delay(v: float) -> float:
             return v / (v - self.v_th) ** self.alpha

@@ -1,10 +1,12 @@
-"""Project-wide pytest options: hardware tests run only with --board NAME."""
+"""Project-wide pytest options: hardware tests run only with --board NAME; --no-skips (make test)
+turns any other skip into a failure, so a missing tool can never silently hide a test."""
 
 import pytest
 
 
 def pytest_addoption(parser):
     parser.addoption("--board", default=None, help="run hw tests on this PYNQ board (e.g. pynq-z2)")
+    parser.addoption("--no-skips", action="store_true", help="fail every skipped test not marked hw")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -14,3 +16,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "hw" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    # an expected failure (xfail) is reported as skipped too, but it ran
+    if report.skipped and not hasattr(report, "wasxfail") and "hw" not in item.keywords:
+        _fail_skip(item.config, report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    report = (yield).get_result()
+    if report.skipped:  # a whole module skipped at import, e.g. by pytest.importorskip
+        _fail_skip(collector.config, report)
+
+
+def _fail_skip(config, report) -> None:
+    if config.getoption("--no-skips"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under --no-skips (make test), which allows only hw tests to skip: {reason}"

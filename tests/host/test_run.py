@@ -67,6 +67,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     ({"tokens": 8, "window": 16}, "16-token window"),
     ({"text": "/nonexistent/text.txt"}, "text file not found"),
     ({"manifest": "bitstreams/manifest.json"}, "board name or manifest"),
+    ({"seed": -1}, "seed at least 0"),
 ])
 def test_run_config_refuses_what_cannot_run(options, message):
     with pytest.raises(InputError, match=message):

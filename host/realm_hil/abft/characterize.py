@@ -188,8 +188,9 @@ class CharacterizeConfig:
         if "decode" in self.stages and self.window < 4:
             raise InputError("decode characterization needs windows of at least 4 tokens")
         check_text_source(self.text)
-        if self.array_n < 1 or self.threads < 1:
-            raise InputError(f"array_n and threads must be at least 1, got {self.array_n} and {self.threads}")
+        if self.array_n < 1 or self.threads < 1 or self.seed < 0:
+            raise InputError(f"array_n and threads must be at least 1 and seed at least 0, got {self.array_n}, "
+                             f"{self.threads} and {self.seed}")
         if self.layer_groups is not None:
             if not self.layer_groups:
                 raise InputError("give at least one layer group, e.g. 'early=0-9;late=20-29'")

@@ -10,7 +10,7 @@ import click
 from ..abft.characterize import CharacterizeConfig, Grid, parse_layer_groups
 from ..abft.fit import run_characterization
 from ..llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
-from .options import FiniteFloat, out_dir_option
+from .options import SEED, FiniteFloat, out_dir_option
 
 _NAMED = {
     "linear": LINEAR_COMPONENTS,
@@ -86,7 +86,7 @@ def _components(_ctx, _param, value: str) -> tuple[str, ...]:
     type=click.IntRange(1),
     help="array size n: the hardware's n x n statistics tile",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
 @out_dir_option("runs/characterize", "profile.yaml, points.csv, heatmap.png, report.txt and the resumable log")
 @click.option("--resume", is_flag=True, help="continue an interrupted sweep in --out")

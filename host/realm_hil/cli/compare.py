@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..results import check_output_file
 from ..timing.profile import load_profile
 from ..workload import random_workload
-from .options import MHZ, out_dir_option, out_file_option
+from .options import MHZ, SEED, out_dir_option, out_file_option
 
 DEFAULT_CLOCKS = (116.0, 120.0, 125.0)  # onset, rising and heavy part of the pynq-z2 error band
 CALIBRATION_CLOCKS = (118.0, 122.0, 128.0, 135.0)
@@ -55,7 +55,7 @@ workload_options = [
                  help="GEMMs captured from the model, or random operands"),
     click.option("--gemms", default=20, show_default=True, type=click.IntRange(1)),
     click.option("--tokens", default=16, show_default=True, type=click.IntRange(2), help="rows of each LLM GEMM"),
-    click.option("--seed", default=0, show_default=True, type=int,
+    click.option("--seed", default=0, show_default=True, type=SEED,
                  help="per-PE variation of sim/twin, operands of random workloads, draws of the statistical models"),
     click.option("--profile", default="pynq-z2", show_default=True, callback=_profile,
                  help="device profile of sim and twin"),

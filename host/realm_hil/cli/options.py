@@ -35,6 +35,8 @@ class FiniteFloat(click.FloatRange):
 
 # an array clock in MHz
 MHZ = FiniteFloat(min=0, min_open=True)
+# numpy's generators take only non-negative seeds
+SEED = click.IntRange(0)
 
 
 def _checked(check):

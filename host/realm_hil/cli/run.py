@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..experiment import RunConfig, realm_bit, run_experiment
 from ..fpga.manifest import BOARDS
 from ..llm.text import WIKITEXT2
-from .options import MHZ, backend_option, emulate_checks_option, out_dir_option
+from .options import MHZ, SEED, backend_option, emulate_checks_option, out_dir_option
 
 
 def _names(choices):
@@ -72,7 +72,7 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
 @click.option("--stages", default="all", show_default=True, type=click.Choice(["all", "prefill", "decode"]))
 @click.option("--attention", is_flag=True, help="also offload Q.K^T and S.V")
 @click.option("--profile", default="pynq-z2", show_default=True, help="device timing profile (sim, twin)")
-@click.option("--seed", default=0, show_default=True, type=int, help="per-PE variation map and any random choice")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="per-PE variation map and any random choice")
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @emulate_checks_option
 @out_dir_option(None, "write results.json and table.txt here")

@@ -10,7 +10,7 @@ import numpy as np
 from .. import open_accelerator
 from ..sweep import clock_range, plot, sweep_clock, write_csv
 from ..workload import random_workload
-from .options import MHZ, emulate_checks_option, out_dir_option
+from .options import MHZ, SEED, emulate_checks_option, out_dir_option
 
 
 @click.command("sweep-clock")
@@ -22,7 +22,7 @@ from .options import MHZ, emulate_checks_option, out_dir_option
 @click.option("--workload", "workload_kind", default="random", show_default=True,
               type=click.Choice(["random", "llm"]), help="random operands, or GEMMs captured from the model")
 @click.option("--gemms", default=6, show_default=True, type=click.IntRange(1), help="GEMMs in the workload")
-@click.option("--seed", default=0, show_default=True, type=int, help="operands and per-PE variation")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="operands and per-PE variation")
 @emulate_checks_option
 @out_dir_option("runs/sweep-clock", "write sweep.csv and sweep.png here")
 def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, seed, emulate_checks,

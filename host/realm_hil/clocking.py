@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .errors import InputError
+
 # Clocking Wizard register offsets (PG065)
 CLKWIZ_STATUS = 0x04
 CLKWIZ_CFG0 = 0x200
@@ -70,7 +72,7 @@ class MmcmSetting:
 def mmcm_setting(target_mhz: float, input_mhz: float, limits: MmcmLimits) -> MmcmSetting:
     """The legal MMCM setting whose output is closest to target_mhz (ties: lowest VCO jitter aside, lowest D)."""
     if target_mhz <= 0:
-        raise ValueError(f"clock must be positive, got {target_mhz} MHz")
+        raise InputError(f"clock must be positive, got {target_mhz} MHz")
     best: tuple[float, MmcmSetting] | None = None
     fin = Fraction(input_mhz).limit_denominator(10**6)
     for divclk in range(1, limits.divclk_max + 1):
@@ -91,7 +93,7 @@ def mmcm_setting(target_mhz: float, input_mhz: float, limits: MmcmLimits) -> Mmc
                 best = (error, setting)
             mult += FRAC_STEP
     if best is None:
-        raise ValueError(f"no legal MMCM setting for {target_mhz} MHz from a {input_mhz} MHz input")
+        raise InputError(f"no legal MMCM setting for {target_mhz} MHz from a {input_mhz} MHz input")
     return best[1]
 
 

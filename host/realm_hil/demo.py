@@ -7,12 +7,15 @@ could never fail.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import open_accelerator
+from .errors import InputError
+from .tiling import check_k
 
 
 @dataclass
@@ -38,7 +41,21 @@ class GemmCheck:
                 f"({self.macs_per_s / 1e6:.1f} MMAC/s), {self.tiles} tiles, {self.tiles_err} with errors: {verdict}")
 
 
+def check_gemm_size(m: int, k: int, n: int) -> None:
+    """Refuse a shape that cannot run, from its size alone, before anything is allocated."""
+    if min(m, k, n) < 1:
+        raise InputError(f"GEMM dimensions must be at least 1, got {m}x{k}x{n}")
+    check_k(k)
+    # int8 operands, then int32 results three times: the backend's, the expected, the backend's tiles
+    need = m * k + k * n + 3 * 4 * m * n
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        raise InputError(f"a {m}x{k}x{n} GEMM needs {need / 2**30:.3g} GiB for its operands and results; "
+                         f"this machine has {have / 2**30:.3g} GiB")
+
+
 def run_gemm_check(backend: str, m: int, k: int, n: int, seed: int = 0) -> GemmCheck:
+    check_gemm_size(m, k, n)
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
     w = rng.integers(-128, 128, size=(k, n), dtype=np.int8)

@@ -19,7 +19,7 @@ from pynq import MMIO, allocate
 from pynq.lib.dma import DMA
 
 from . import regmap
-from .errors import RealmError
+from .errors import InputError, RealmError
 from .stats import HIST_BINS, POLICIES, PolicyConfig, TileStats, decode_stats_words
 from .tiling import TilePlan, assemble, pack_tiles, plan_for, tile_operands, unpack_output
 
@@ -212,7 +212,7 @@ class AccelDriver:
         """Tiles per chunk for this GEMM, growing the reused DMA buffers when they are too small."""
         limit = self.dma.buffer_max_size
         if plan.in_tile_bytes > limit or plan.out_tile_bytes > limit:
-            raise ValueError(
+            raise InputError(
                 f"one tile with K={plan.k} needs {plan.in_tile_bytes} bytes, more than the DMA's maximum "
                 f"transfer of {limit} bytes; split K"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -17,11 +18,11 @@ from .backends.board import is_pynq_address
 from .errors import InputError
 from .llm.faults import BitFlip
 from .llm.gemm import GemmLog, TorchIntMM
-from .llm.model import DEFAULT_MODEL, load_model
+from .llm.model import DEFAULT_MODEL, load_config, load_model
 from .llm.offload import W8A8Config, quantize_model
 from .llm.perplexity import perplexity
-from .llm.selection import Selection
-from .llm.text import DEFAULT_TEXT, load_text, token_windows
+from .llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, Selection, named_components
+from .llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
 from .results import atomic_write_json, atomic_write_text
 
 # Cycle-accurate backends simulate ~1e8 MAC/s, the twin and reference run ~1e9 or more: each gets
@@ -43,7 +44,7 @@ def realm_bit(model: str) -> int | None:
         return None
     name, sep, bit = model.partition("@")
     if name != "realm" or (sep and not bit.isdigit()) or (sep and not 0 <= int(bit) <= 31):
-        raise ValueError(f"error models must be timing, realm or realm@B (bit 0-31), got {model!r}")
+        raise InputError(f"error models must be timing, realm or realm@B (bit 0-31), got {model!r}")
     return int(bit) if sep else REALM_BIT
 # Backends that can be opened a second time, at the nominal clock, to recompute flagged tiles.
 RECOVERY_BACKENDS = ("twin", "reference")
@@ -78,35 +79,51 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in DEFAULT_TOKENS:
-            raise ValueError(f"backend must be one of {', '.join(DEFAULT_TOKENS)}, got {self.backend!r}")
+            raise InputError(f"backend must be one of {', '.join(DEFAULT_TOKENS)}, got {self.backend!r}")
         self.tokens = self.tokens or DEFAULT_TOKENS[self.backend]
-        self.window = self.window or DEFAULT_WINDOW[self.backend]
+        self.window = self.window or min(DEFAULT_WINDOW[self.backend], self.tokens)
         if self.tokens < 2 or self.window < 2:
-            raise ValueError("tokens and window must be at least 2")
+            raise InputError("tokens and window must be at least 2")
+        if self.window > self.tokens:
+            raise InputError(f"a {self.window}-token window does not fit in {self.tokens} tokens")
+        # non-finite clocks pass `> 0` checks of some backends (the reference's accepts inf)
+        bad = [c for c in self.clocks_mhz or () if not (math.isfinite(c) and c > 0)]
+        if bad:
+            raise InputError(f"clocks must be positive finite frequencies in MHz, got {bad[0]}")
+        if self.array_n < 1 or self.seed < 0:
+            raise InputError(f"array_n must be at least 1 and seed at least 0, got {self.array_n} and {self.seed}")
+        check_text_source(self.text)
+        Selection.parse(self.layers, self.components, self.stages)  # the syntax; the depth in run_experiment
+        never = sorted(named_components(self.components) - _offloaded(self.attention))
+        if never:
+            raise InputError(f"{', '.join(never)} never run on the accelerator here: Q.K^T and S.V only with "
+                             "attention offloaded (--attention), lm_head stays float")
         unknown = set(self.policies) - set(POLICIES)
         if unknown:
-            raise ValueError(f"unknown ABFT policy {sorted(unknown)}: choose from {', '.join(POLICIES)}")
+            raise InputError(f"unknown ABFT policy {sorted(unknown)}: choose from {', '.join(POLICIES)}")
         if not self.error_models:
-            raise ValueError("give at least one error model: timing, realm or realm@B")
+            raise InputError("give at least one error model: timing, realm or realm@B")
         bits = [realm_bit(m) for m in self.error_models]
         if any(b is not None for b in bits) and "timing" not in self.error_models:
-            raise ValueError("the realm error model injects the element error rate the timing model shows "
+            raise InputError("the realm error model injects the element error rate the timing model shows "
                              "at each clock, so it needs the timing model in the run too")
         # timing first at every clock: the realm rows take their rate from it
         self.error_models = ["timing", *dict.fromkeys(m for m in self.error_models if m != "timing")]
+        if (self.board_name or self.manifest) and self.backend != "board":
+            raise InputError(f"a board name or manifest picks a board's overlay, not a {self.backend} backend")
         if self.emulate_checks and self.backend not in EMULATED_CHECKS_BACKENDS:
-            raise ValueError(f"emulated checksums need the {' or '.join(EMULATED_CHECKS_BACKENDS)} backend, "
+            raise InputError(f"emulated checksums need the {' or '.join(EMULATED_CHECKS_BACKENDS)} backend, "
                              f"not {self.backend}")
         served = self.board_address is not None and not is_pynq_address(self.board_address)
         if served and (self.board_name or self.manifest):
-            raise ValueError("a board name or manifest picks the overlay on this machine's board or a pynq:// "
+            raise InputError("a board name or manifest picks the overlay on this machine's board or a pynq:// "
                              "one; `realm-hil serve` loads its own")
         if self.recover_on is None:
             self.recover_on = "accelerator" if self.backend in RECOVERY_BACKENDS else "host"
         if self.recover_on not in ("accelerator", "host"):
-            raise ValueError(f"recover_on must be 'accelerator' or 'host', got {self.recover_on!r}")
+            raise InputError(f"recover_on must be 'accelerator' or 'host', got {self.recover_on!r}")
         if self.recover_on == "accelerator" and self.backend not in RECOVERY_BACKENDS:
-            raise ValueError(f"a second {self.backend} accelerator for recovery is not available; "
+            raise InputError(f"a second {self.backend} accelerator for recovery is not available; "
                              f"recover on the host, or use {' or '.join(RECOVERY_BACKENDS)}")
 
 
@@ -202,8 +219,7 @@ def summarize(log: GemmLog) -> dict:
 
 def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunReport:
     options = _backend_options(config)
-    needs_profile = any(get_policy(p).needs_site for p in config.policies)
-    profile = load_abft_profile(config.abft_profile) if needs_profile else None
+    profile = _check_against_model(config)
     # open the device and try every clock before minutes of model loading and float evaluation:
     # a missing board or an out-of-range clock must fail at once
     with open_accelerator(config.backend, **options) as acc, _recovery_device(config, options) as recovery:
@@ -285,6 +301,29 @@ def _require_selected(router: SiteRouter, config: RunConfig) -> None:
             f"--layers {config.layers} --components {config.components} --stages {config.stages} selects none "
             f"of this run's GEMMs (components {', '.join(sorted({s.component for s in sites}))}; "
             f"stages {', '.join(sorted({s.stage for s in sites}))}): no policy or error model would act")
+
+
+def _check_against_model(config: RunConfig):
+    """What the model's configuration settles before the device opens or the weights load.
+
+    The layer selection against the model's depth, and the ABFT profile (always read, so a bad one
+    fails even when no policy needs it) against every GEMM site the run offloads. Returns the
+    profile when a policy needs it, else None.
+    """
+    num_layers = load_config(config.model).num_hidden_layers
+    selection = Selection.parse(config.layers, config.components, config.stages, num_layers=num_layers)
+    profile = load_abft_profile(config.abft_profile)
+    modes = {get_policy(p).hardware_mode for p in config.policies if get_policy(p).needs_site}
+    for mode in modes:
+        for component in sorted(selection.components & _offloaded(config.attention)):
+            for layer in sorted(selection.layers or range(num_layers)):
+                profile.policy_for(mode, layer, component)
+    return profile if modes else None
+
+
+def _offloaded(attention: bool) -> set[str]:
+    """Components whose GEMMs a run offloads (W8A8Config keeps lm_head float)."""
+    return {*LINEAR_COMPONENTS, *(ATTENTION_COMPONENTS if attention else ())}
 
 
 def _recovery_device(config: RunConfig, options: dict):

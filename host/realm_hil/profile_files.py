@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import InputError
+
 
 def shipped_names(directory: Path) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml"))
@@ -16,11 +18,11 @@ def resolve(name_or_path: str | Path, directory: Path, what: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ValueError(f"{what} file {path} does not exist")
+            raise InputError(f"{what} file {path} does not exist")
         return path
     shipped = directory / f"{name_or_path}.yaml"
     if not shipped.is_file():
-        raise ValueError(f"unknown {what} {name_or_path!r}; available: {', '.join(shipped_names(directory))}")
+        raise InputError(f"unknown {what} {name_or_path!r}; available: {', '.join(shipped_names(directory))}")
     return shipped
 
 
@@ -28,4 +30,4 @@ def read_yaml(path: Path, what: str) -> object:
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"invalid {what} {path}: not valid YAML ({exc})") from exc
+        raise InputError(f"invalid {what} {path}: not valid YAML ({exc})") from exc

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import InputError
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text so that readers see either the old file or the complete new one, never a torn one."""
@@ -23,6 +25,37 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_dir(path: Path) -> Path:
+    """`path` as an output directory that can be written, checked before any work so no result is lost.
+
+    It must be a directory or not exist yet; then it is created on the first write, which needs the
+    nearest existing ancestor to be a directory this process can write. A probe directory really
+    created and removed there answers that, where permission bits do not (root, read-only mounts).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output directory {path} is a file")
+    existing = path
+    while not existing.exists() and not existing.is_symlink():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot create output directory {path}: {existing} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".realm-hil-probe-", dir=existing))
+    except OSError as exc:
+        raise InputError(f"cannot write output directory {path}: {exc.strerror or exc} in {existing}") from None
+    return path
+
+
+def check_output_file(path: Path) -> Path:
+    """`path` as an output file that can be (re)written: not a directory, in a writable directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"output file {path} is a directory")
+    check_output_dir(path.parent)
+    return path
 
 
 def atomic_write_json(path: Path, data) -> None:
@@ -49,11 +82,13 @@ class RecordLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict] = {}
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            for number, line in enumerate(self.path.read_text().splitlines(), 1):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                    raise InputError(f"{self.path}:{number}: not a record of this log (a JSON object with a 'key')")
                 self.records[record["key"]] = record
 
     def __contains__(self, key: str) -> bool:

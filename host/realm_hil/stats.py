@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import regmap
+from .errors import InputError
 
 HIST_BINS = 32
 POLICIES = {"off": 0, "classic": 1, "approx": 2, "statistical": 3}
@@ -30,14 +31,14 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in POLICIES:
-            raise ValueError(f"policy mode must be one of {', '.join(POLICIES)}, got {self.mode!r}")
+            raise InputError(f"policy mode must be one of {', '.join(POLICIES)}, got {self.mode!r}")
         for name in ("alpha_q8", "beta_q8"):
             if not -(1 << 15) <= getattr(self, name) < (1 << 15):
-                raise ValueError(f"{name} must fit signed 16-bit Q8.8, got {getattr(self, name)}")
+                raise InputError(f"{name} must fit signed 16-bit Q8.8, got {getattr(self, name)}")
         if not 0 <= self.freq_min < (1 << 16):
-            raise ValueError(f"freq_min must be in [0, 65535], got {self.freq_min}")
+            raise InputError(f"freq_min must be in [0, 65535], got {self.freq_min}")
         if not 0 <= self.msd_thresh < (1 << 64):
-            raise ValueError(f"msd_thresh must be an unsigned 64-bit value, got {self.msd_thresh}")
+            raise InputError(f"msd_thresh must be an unsigned 64-bit value, got {self.msd_thresh}")
 
     @classmethod
     def from_floats(cls, mode: str, alpha: float = 0.0, beta: float = 0.0, **kwargs) -> PolicyConfig:

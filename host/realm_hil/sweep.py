@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends.base import Accelerator
+from .errors import InputError
 from .results import atomic_write_text
 from .tiling import int32_gemm, pad_to_tiles
 from .workload import Gemm
@@ -49,6 +51,17 @@ class SweepPoint:
     @property
     def bit_error_rates(self) -> np.ndarray:
         return self.bit_errors / self.elements
+
+
+def clock_range(nominal: float, start: float | None = None, stop: float | None = None, steps: int = 16) -> list[float]:
+    """`steps` evenly spaced clocks in MHz from start [nominal] to stop [1.5 x nominal], both included."""
+    start = nominal if start is None else start
+    stop = 1.5 * nominal if stop is None else stop
+    if not (math.isfinite(stop) and 0 < start < stop):
+        raise InputError(f"a clock sweep needs 0 < start < stop (finite MHz), got start {start:g}, stop {stop:g}")
+    if steps < 2:
+        raise InputError(f"a clock sweep needs at least 2 steps, got {steps}")
+    return [float(c) for c in np.linspace(start, stop, steps)]
 
 
 def bit_error_counts(y: np.ndarray, exact: np.ndarray) -> np.ndarray:

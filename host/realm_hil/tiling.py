@@ -12,8 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import regmap
+from .errors import InputError
 
 HEADER_TAG_MASK = 0xFFFF
+# Largest K whose INT32 accumulation cannot wrap: |x * w| <= 2^14 (-128 x -128), so K products sum to
+# at most K * 2^14 <= 2^31 - 1. One more (131072 x -128 x -128 = 2^31) wraps to -2^31 with nothing
+# flagged, since the checksums wrap alike; such a GEMM is refused rather than silently wrong.
+MAX_K = ((1 << 31) - 1) // (1 << 14)
 
 
 @dataclass(frozen=True)
@@ -65,18 +70,26 @@ class TilePlan:
 
 
 def validate_operands(x: np.ndarray, w: np.ndarray) -> None:
-    """Raise ValueError naming what was expected when x, w are not a valid INT8 GEMM pair."""
+    """Raise InputError naming what was expected when x, w are not a valid INT8 GEMM pair (K <= MAX_K)."""
     for name, arr, shape in (("x", x, "(M, K)"), ("w", w, "(K, N)")):
         if not isinstance(arr, np.ndarray):
-            raise ValueError(f"{name} must be a numpy array {shape} of int8, got {type(arr).__name__}")
+            raise InputError(f"{name} must be a numpy array {shape} of int8, got {type(arr).__name__}")
         if arr.dtype != np.int8:
-            raise ValueError(f"{name} must have dtype int8, got {arr.dtype}")
+            raise InputError(f"{name} must have dtype int8, got {arr.dtype}")
         if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2-D {shape}, got shape {arr.shape}")
+            raise InputError(f"{name} must be 2-D {shape}, got shape {arr.shape}")
         if arr.size == 0:
-            raise ValueError(f"{name} must be non-empty {shape} with every dimension >= 1, got {arr.shape}")
+            raise InputError(f"{name} must be non-empty {shape} with every dimension >= 1, got {arr.shape}")
     if x.shape[1] != w.shape[0]:
-        raise ValueError(f"inner dimensions differ: x is {x.shape} and w is {w.shape}; expected (M, K) and (K, N)")
+        raise InputError(f"inner dimensions differ: x is {x.shape} and w is {w.shape}; expected (M, K) and (K, N)")
+    check_k(x.shape[1])
+
+
+def check_k(k: int) -> None:
+    """Refuse an inner dimension whose INT32 sums could wrap (MAX_K)."""
+    if k > MAX_K:
+        raise InputError(f"K = {k} can overflow the INT32 accumulators: at most {MAX_K} INT8 products "
+                         "(each up to 2^14) always fit; split K")
 
 
 def plan_for(x: np.ndarray, w: np.ndarray, array_n: int) -> TilePlan:
@@ -180,13 +193,12 @@ def split_tiles(y_padded: np.ndarray, plan: TilePlan) -> np.ndarray:
     )
 
 
-# Below this K no int32 partial sum can overflow (|x * w| <= 2^14), so a fast int32 GEMM is exact.
-_NO_WRAP_K = (1 << 31) // (1 << 14)
 
 
 def int32_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Exact INT8 x INT8 -> INT32 GEMM with two's-complement wrap-around, as the array computes it."""
-    if x.shape[1] < _NO_WRAP_K:
+    # up to MAX_K no int32 partial sum can overflow, so a fast int32 GEMM is exact
+    if x.shape[1] <= MAX_K:
         try:
             import torch
         except ImportError:

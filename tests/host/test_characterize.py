@@ -1,5 +1,7 @@
 """Critical-region characterization: error injection, boundary fit, tile rule, resumable sweep, CLI."""
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -28,6 +30,7 @@ from realm_hil.abft.fit import (
     translate,
 )
 from realm_hil.abft.profile import Boundary, load_abft_profile
+from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.stats import tile_stats
 
@@ -43,6 +46,16 @@ def test_grid_parse_and_feasibility():
     for bad in ("msd=1:4:0,freq=0", "msd=8", "msd=a,freq=1", "size=1,freq=1", "msd=70,freq=0"):
         with pytest.raises(ValueError):
             Grid.parse(bad)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("msd=0:1000000000000:1,freq=0", r"\[0, 63\]"),  # refused from its bounds, never expanded
+    ("msd=10:2:2,freq=0", "start <= stop"),
+    ("msd=40/50,freq=0/2", "no feasible point"),  # every MSD above freq x 2^31
+])
+def test_grid_bounds_are_checked_before_the_axis_is_built(spec, message):
+    with pytest.raises(InputError, match=message):
+        Grid.parse(spec)
 
 
 def test_sum_deviation_places_exact_sum_with_equal_magnitudes():
@@ -208,7 +221,8 @@ class Interrupted(Exception):
 
 def test_interrupted_sweep_resumes_to_the_same_points(tmp_path, tiny_sweep):
     config, sweep = tiny_sweep
-    full = run_points(sweep, config, open_log(tmp_path / "full", config, resume=False))
+    groups = config.groups(sweep.num_layers)
+    full = run_points(sweep, config, open_log(tmp_path / "full", config, groups, resume=False))
 
     def stop_after(k):
         def progress(done, _total, _label):
@@ -218,25 +232,64 @@ def test_interrupted_sweep_resumes_to_the_same_points(tmp_path, tiny_sweep):
         return progress
 
     with pytest.raises(Interrupted):
-        run_points(sweep, config, open_log(tmp_path / "cut", config, resume=False), stop_after(5))
+        run_points(sweep, config, open_log(tmp_path / "cut", config, groups, resume=False), stop_after(5))
     with pytest.raises(ValueError, match="already exists"):
-        open_log(tmp_path / "cut", config, resume=False)
-    log = open_log(tmp_path / "cut", config, resume=True)
+        open_log(tmp_path / "cut", config, groups, resume=False)
+    log = open_log(tmp_path / "cut", config, groups, resume=True)
     assert len(log) == 1 + 5  # the config record and the finished points
     resumed = run_points(sweep, config, log)
     assert len(resumed) == len(full) == 2 * 2 * 6  # components x layer groups (halves) x feasible points
     # each point was evaluated once: the finished ones were not repeated
     assert len((tmp_path / "cut" / "points.jsonl").read_text().splitlines()) == 1 + len(full)
-    assert [(p.key, p.ppl, p.critical) for p in resumed] == [(p.key, p.ppl, p.critical) for p in full]
+    def point(p):
+        return p.component, p.group, p.stage, p.log2_msd, p.log2_freq, p.ppl, p.critical
+
+    assert [point(p) for p in resumed] == [point(p) for p in full]
     assert any(p.critical for p in full) and not all(p.critical for p in full)
 
 
 def test_resume_refuses_another_experiment(tmp_path, tiny_sweep):
     config, _ = tiny_sweep
-    open_log(tmp_path, config, resume=False)
+    groups = config.groups(2)
+    open_log(tmp_path, config, groups, resume=False)
     other = CharacterizeConfig(model="tiny", tokens=64, window=16, components=("o",))
-    with pytest.raises(ValueError, match="cannot resume"):
-        open_log(tmp_path, other, resume=True)
+    with pytest.raises(InputError, match="cannot resume"):
+        open_log(tmp_path, other, groups, resume=True)
+
+
+def test_resume_refuses_layer_groups_that_changed_meaning(tmp_path, tiny_sweep):
+    config, sweep = tiny_sweep
+    first = dataclasses.replace(config, layer_groups={"early": "0"})
+    run_characterization(first, tmp_path, sweep=sweep)
+    keys = [json.loads(line)["key"] for line in (tmp_path / "points.jsonl").read_text().splitlines()]
+    assert "o/early=0/prefill/16/2" in keys
+    with pytest.raises(InputError, match="cannot resume"):
+        run_characterization(dataclasses.replace(first, layer_groups={"early": "1"}), tmp_path, resume=True,
+                             sweep=sweep)
+
+
+@pytest.mark.parametrize("edit", [{"ppl": None}, {"ppl": "high"}, {"critical": 1}, {"log2_msd": 16.0}])
+def test_a_points_record_that_is_not_a_point_is_an_input_error(tmp_path, tiny_sweep, edit):
+    config, sweep = tiny_sweep
+    config = dataclasses.replace(config, layer_groups={"all": "0-1"})
+    run_characterization(config, tmp_path, sweep=sweep)
+    path = tmp_path / "points.jsonl"
+    lines = path.read_text().splitlines()
+    record = {**json.loads(lines[1]), **edit}
+    record = {k: v for k, v in record.items() if v is not None}
+    path.write_text("\n".join([lines[0], json.dumps(record), *lines[2:]]) + "\n")
+    with pytest.raises(InputError, match=f"{record['key']}' is not a characterization point .*{next(iter(edit))}"):
+        run_characterization(config, tmp_path, resume=True, sweep=sweep)
+
+
+def test_more_errors_than_a_gemm_has_outputs_are_refused_before_any_point(tmp_path, tiny_sweep):
+    config, sweep = tiny_sweep
+    # 2^10 fits the largest GEMM of the tiny model (16 x 64 up projection), not the 16 x 32 o projection
+    config = dataclasses.replace(config, grid=Grid((10, 20), (10,)))
+    with pytest.raises(InputError, match=r"2\^10 errors per GEMM exceed the 16 x 32 outputs of a prefill o GEMM"):
+        run_characterization(config, tmp_path, sweep=sweep)
+    with pytest.raises(InputError, match="exceed the outputs of every GEMM"):
+        run_characterization(dataclasses.replace(config, grid=Grid((12, 20), (11,))), tmp_path / "b", sweep=sweep)
 
 
 def test_run_characterization_writes_profile_csv_and_heatmap(tmp_path, tiny_sweep):

@@ -13,6 +13,8 @@ from oracles import int32_matmul, tiles_of, wrap_int32
 
 import realm_hil
 from realm_hil.cli.main import cli
+from realm_hil.errors import InputError
+from realm_hil.experiment import RunConfig
 from realm_hil.llm.gemm import GemmRouter
 from realm_hil.llm.model import load_model
 from realm_hil.llm.offload import W8A8Config, quantize_model
@@ -61,6 +63,23 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"clocks_mhz": [math.inf]}, "finite"),
+    ({"clocks_mhz": [100.0, math.nan]}, "finite"),
+    ({"clocks_mhz": [0.0]}, "positive"),
+    ({"layers": "3-1"}, "bad layer range"),
+    ({"components": "lm_head"}, "lm_head stays float"),
+    ({"tokens": 8, "window": 16}, "16-token window"),
+    ({"text": "/nonexistent/text.txt"}, "text file not found"),
+    ({"manifest": "bitstreams/manifest.json"}, "board name or manifest"),
+    ({"seed": -1}, "seed at least 0"),
+])
+def test_run_config_refuses_what_cannot_run(options, message):
+    with pytest.raises(InputError, match=message):
+        RunConfig(backend="reference", **options)
+    assert RunConfig(backend="reference", tokens=32).window == 32  # the default window shrinks to fit
 
 
 def test_board_without_board_is_one_line_and_exit_2():

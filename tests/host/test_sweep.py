@@ -1,4 +1,5 @@
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -6,7 +7,8 @@ from click.testing import CliRunner
 
 import realm_hil
 from realm_hil.cli.main import cli
-from realm_hil.sweep import sweep_clock
+from realm_hil.errors import InputError
+from realm_hil.sweep import clock_range, sweep_clock
 from realm_hil.workload import random_workload
 
 
@@ -64,3 +66,11 @@ def test_llm_workload_captures_real_operands():
     assert gemms[0].x.shape == (8, 576) and gemms[1].x.shape == (8, 1536)
     assert all(g.w.shape[1] == 128 and g.x.dtype == np.int8 for g in gemms)
     assert np.abs(gemms[0].x.astype(int)).max() == 127  # per-token scaling uses the full range
+
+
+def test_clock_range_defaults_and_refusals():
+    assert clock_range(100.0, steps=3) == [100.0, 125.0, 150.0]
+    assert clock_range(100.0, 110.0, 130.0, 3) == [110.0, 120.0, 130.0]
+    for start, stop in ((0.0, 150.0), (-5.0, 150.0), (120.0, 110.0), (120.0, 120.0), (200.0, None), (100.0, math.inf)):
+        with pytest.raises(InputError, match="start < stop"):
+            clock_range(100.0, start, stop)

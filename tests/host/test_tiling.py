@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from realm_hil import regmap
+from realm_hil.errors import InputError
 from realm_hil.tiling import (
+    MAX_K,
     TilePlan,
     assemble,
     exact_tiles,
@@ -99,3 +101,30 @@ def test_plan_counts():
     plan = TilePlan(65, 10, 17, 8)
     assert (plan.tiles_m, plan.tiles_n, plan.count) == (9, 3, 27)
     assert plan.out_tile_beats == 8 + 2 + 2
+
+
+def test_k_above_the_no_wrap_bound_is_refused():
+    k = MAX_K + 1  # 131072 products of -128 x -128 sum to 2^31: INT32 wraps to -2^31
+    x, w = np.full((1, k), -128, np.int8), np.full((k, 1), -128, np.int8)
+    assert MAX_K == 131071 and int(int32_gemm(x, w)[0, 0]) == -(1 << 31)
+    with pytest.raises(InputError, match="K = 131072"):
+        validate_operands(x, w)
+    validate_operands(x[:, :MAX_K], w[:MAX_K])
+
+
+@pytest.mark.parametrize("backend", ["reference", "twin", pytest.param("sim", marks=pytest.mark.sim)])
+def test_largest_k_is_exact_and_one_more_is_refused(backend):
+    import realm_hil
+
+    rng = np.random.default_rng(7)
+    # worst case in the first row and column, random operands elsewhere
+    x = _int8(rng, (3, MAX_K + 1))
+    w = _int8(rng, (MAX_K + 1, 2))
+    x[0], w[:, 0] = -128, -128
+    expected = x[:, :MAX_K].astype(np.int64) @ w[:MAX_K].astype(np.int64)
+    assert expected[0, 0] == MAX_K << 14 == (1 << 31) - (1 << 14)
+    with realm_hil.open_accelerator(backend) as acc:
+        y = acc.gemm(x[:, :MAX_K], w[:MAX_K])
+        assert y.dtype == np.int32 and np.array_equal(y.astype(np.int64), expected)
+        with pytest.raises(InputError, match="K = 131072"):
+            acc.gemm(x, w)

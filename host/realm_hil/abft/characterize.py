@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,10 +41,12 @@ from realm_hil.llm.model import DEFAULT_MODEL, load_model
 from realm_hil.llm.offload import W8A8Config, quantize_model
 from realm_hil.llm.perplexity import perplexity
 from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, STAGES, Selection
-from realm_hil.llm.text import DEFAULT_TEXT, load_text, token_windows
+from realm_hil.llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
 from realm_hil.results import RecordLog
 
 MAX_ABS_DEVIATION = 1 << 31
+# Grid axes are log2 values: MSD sums INT32 deviations in a 64-bit statistics register.
+MAX_LOG2 = 63
 # Bumped whenever the injected errors of a point change, so an old sweep cannot be resumed into a new one.
 INJECTION_VERSION = 2
 
@@ -55,6 +58,17 @@ class Grid:
     log2_msd: tuple[int, ...] = tuple(range(8, 41, 4))
     log2_freq: tuple[int, ...] = tuple(range(0, 13, 2))
 
+    def __post_init__(self) -> None:
+        for name, values in (("msd", self.log2_msd), ("freq", self.log2_freq)):
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_LOG2
+                                 for v in values):
+                raise InputError(f"grid {name} axis {values!r} must hold log2 values in [0, {MAX_LOG2}]")
+        if next(self.points(), None) is None:
+            raise InputError(
+                f"grid {self.spec()} has no feasible point: an MSD needs log2 freq <= log2 MSD <= log2 freq + 31 "
+                "(at least one error per unit of MSD, at most 2^31 per INT32 error)"
+            )
+
     @classmethod
     def parse(cls, spec: str) -> Grid:
         """ "msd=8:40:4,freq=0:12:2" (start:stop:step, stop included) or explicit "msd=10/20/30,freq=0/4"."""
@@ -62,11 +76,11 @@ class Grid:
         for part in spec.split(","):
             name, sep, values = part.strip().partition("=")
             if not sep or name not in ("msd", "freq"):
-                raise ValueError(f"bad grid {spec!r}: use e.g. 'msd=8:40:4,freq=0:12:2'")
+                raise InputError(f"bad grid {spec!r}: use e.g. 'msd=8:40:4,freq=0:12:2'")
             axes[name] = _axis(values, name)
         missing = {"msd", "freq"} - set(axes)
         if missing:
-            raise ValueError(f"bad grid {spec!r}: missing axis {', '.join(sorted(missing))}")
+            raise InputError(f"bad grid {spec!r}: missing axis {', '.join(sorted(missing))}")
         return cls(axes["msd"], axes["freq"])
 
     def spec(self) -> str:
@@ -81,19 +95,24 @@ class Grid:
 
 
 def _axis(values: str, name: str) -> tuple[int, ...]:
+    parts = values.split(":") if ":" in values else values.split("/")
     try:
-        if ":" in values:
-            start, stop, step = (int(v) for v in values.split(":"))
-            if step <= 0:
-                raise ValueError
-            out = tuple(range(start, stop + 1, step))
-        else:
-            out = tuple(sorted({int(v) for v in values.split("/")}))
+        numbers = [int(v) for v in parts]
     except ValueError:
-        raise ValueError(f"bad {name} axis {values!r}: use start:stop:step or a/b/c (log2 values)") from None
-    if not out or min(out) < 0 or max(out) > 63:
-        raise ValueError(f"{name} axis {values!r} must hold log2 values in [0, 63]")
-    return out
+        raise InputError(f"bad {name} axis {values!r}: use start:stop:step or a/b/c (log2 values)") from None
+    # bounds before the range is built, so 0:10**12:1 is refused without expanding it
+    if ":" in values:
+        if len(numbers) != 3 or numbers[2] <= 0 or numbers[0] > numbers[1]:
+            raise InputError(f"bad {name} axis {values!r}: use start:stop:step, start <= stop, step >= 1 (log2)")
+        bounds = numbers[:2]
+    else:
+        bounds = numbers
+    if min(bounds) < 0 or max(bounds) > MAX_LOG2:
+        raise InputError(f"{name} axis {values!r} must hold log2 values in [0, {MAX_LOG2}]")
+    if ":" in values:
+        start, stop, step = numbers
+        return tuple(range(start, stop + 1, step))
+    return tuple(sorted(set(numbers)))
 
 
 def feasible(log2_msd: int, log2_freq: int) -> bool:
@@ -111,7 +130,7 @@ class SumDeviation:
 
     def __post_init__(self) -> None:
         if not 1 <= self.freq <= self.msd <= self.freq * MAX_ABS_DEVIATION:
-            raise ValueError(f"need 1 <= freq <= msd <= freq * 2^31, got msd={self.msd}, freq={self.freq}")
+            raise InputError(f"need 1 <= freq <= msd <= freq * 2^31, got msd={self.msd}, freq={self.freq}")
         self._rng = np.random.default_rng(self.seed)
         base, extra = divmod(self.msd, self.freq)
         self._magnitudes = np.full(self.freq, base, dtype=np.int64)
@@ -120,7 +139,7 @@ class SumDeviation:
     def errors(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Flat positions and signed deviations of one GEMM's errors."""
         if self.freq > size:
-            raise ValueError(f"{self.freq} errors do not fit a GEMM output of {size} elements")
+            raise InputError(f"{self.freq} errors do not fit a GEMM output of {size} elements")
         positions = self._rng.choice(size, size=self.freq, replace=False)
         signs = self._rng.integers(0, 2, size=self.freq) * 2 - 1
         return positions, signs * self._magnitudes
@@ -156,25 +175,46 @@ class CharacterizeConfig:
         known = (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS)
         unknown = [c for c in self.components if c not in known]
         if unknown or not self.components:
-            raise ValueError(
+            raise InputError(
                 f"components must be some of {', '.join(known)}, got {', '.join(self.components)}"
             )
         bad = [s for s in self.stages if s not in STAGES]
         if bad or not self.stages:
-            raise ValueError(f"stages must be some of {', '.join(STAGES)}, got {', '.join(self.stages)}")
+            raise InputError(f"stages must be some of {', '.join(STAGES)}, got {', '.join(self.stages)}")
         if self.tokens < 2 or self.window < 2 or self.tokens < self.window:
-            raise ValueError(f"need 2 <= window <= tokens, got window {self.window}, tokens {self.tokens}")
-        if self.tolerance <= 0:
-            raise ValueError(f"tolerance must be positive, got {self.tolerance}")
+            raise InputError(f"need 2 <= window <= tokens, got window {self.window}, tokens {self.tokens}")
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise InputError(f"tolerance must be a positive finite perplexity increase, got {self.tolerance}")
         if "decode" in self.stages and self.window < 4:
-            raise ValueError("decode characterization needs windows of at least 4 tokens")
+            raise InputError("decode characterization needs windows of at least 4 tokens")
+        check_text_source(self.text)
+        if self.array_n < 1 or self.threads < 1 or self.seed < 0:
+            raise InputError(f"array_n and threads must be at least 1 and seed at least 0, got {self.array_n}, "
+                             f"{self.threads} and {self.seed}")
+        if self.layer_groups is not None:
+            if not self.layer_groups:
+                raise InputError("give at least one layer group, e.g. 'early=0-9;late=20-29'")
+            for name, pattern in self.layer_groups.items():
+                if not name or "/" in name or "=" in name:
+                    raise InputError(f"layer group name {name!r} must be non-empty, without '/' or '='")
+                Selection.parse(pattern)  # the syntax now; the range once the model's depth is known
 
     @property
     def attention(self) -> bool:
         return any(c in ATTENTION_COMPONENTS for c in self.components)
 
-    def identity(self) -> dict:
-        """What must match for a resumed sweep to continue the same experiment."""
+    def groups(self, num_layers: int) -> dict[str, str]:
+        """Layer group name -> layer pattern for a model of `num_layers` layers (InputError if out of range)."""
+        groups = self.layer_groups or default_layer_groups(num_layers)
+        for pattern in groups.values():
+            Selection.parse(pattern, num_layers=num_layers)
+        return dict(groups)
+
+    def identity(self, groups: dict[str, str]) -> dict:
+        """What must match for a resumed sweep to continue the same experiment.
+
+        The layer groups by what they mean: a group name alone could stand for other layers.
+        """
         return {
             "model": self.model,
             "text": self.text,
@@ -182,6 +222,7 @@ class CharacterizeConfig:
             "window": self.window,
             "seed": self.seed,
             "attention": self.attention,
+            "groups": dict(groups),
             "injection": INJECTION_VERSION,
         }
 
@@ -199,7 +240,9 @@ def parse_layer_groups(spec: str) -> dict[str, str]:
     for part in spec.split(";"):
         name, sep, pattern = part.strip().partition("=")
         if not sep or not name.strip() or not pattern.strip():
-            raise ValueError(f"bad layer groups {spec!r}: use e.g. 'early=0-9;late=20-29'")
+            raise InputError(f"bad layer groups {spec!r}: use e.g. 'early=0-9;late=20-29'")
+        if name.strip() in groups:
+            raise InputError(f"layer group {name.strip()!r} is defined twice in {spec!r}")
         groups[name.strip()] = pattern.strip()
     return groups
 
@@ -217,17 +260,55 @@ class PointResult:
     gemms: int  # GEMMs that received errors
     seconds: float
 
-    @property
-    def key(self) -> str:
-        return point_key(self.component, self.group, self.stage, self.log2_msd, self.log2_freq)
+
+_POINT_TYPES = typing.get_type_hints(PointResult)
 
 
-def point_key(component: str, group: str, stage: str, log2_msd: int, log2_freq: int) -> str:
-    return f"{component}/{group}/{stage}/{log2_msd}/{log2_freq}"
+def point_key(component: str, group: str, layers: str, stage: str, log2_msd: int, log2_freq: int) -> str:
+    """The log key of a point; the group by name and layers, so a renamed group is never reused."""
+    return f"{component}/{group}={layers}/{stage}/{log2_msd}/{log2_freq}"
 
 
 # (done, total, label) after each point, skipped ones included
 Progress = Callable[[int, int, str], None]
+
+
+def check_against_model(config: CharacterizeConfig, model_config) -> dict[str, str]:
+    """What the model's configuration settles before its weights load: layer groups, grid size.
+
+    Returns the layer groups. The grid's largest freq must fit the largest GEMM output of the
+    model at this window (rows: the window's tokens; columns: at most the hidden, MLP or window
+    size); run_points checks each targeted GEMM exactly once its shapes are measured.
+    """
+    groups = config.groups(model_config.num_hidden_layers)
+    columns = [getattr(model_config, name, 0) or 0 for name in ("hidden_size", "intermediate_size", "ffn_dim")]
+    largest = config.window * max(*columns, config.window)
+    top = _top_freq(config.grid)
+    if 1 << top > largest:
+        raise InputError(
+            f"grid freq 2^{top} errors per GEMM exceed the outputs of every GEMM of {config.model} "
+            f"(at most {largest} with {config.window}-token windows): use freq <= {largest.bit_length() - 1}"
+        )
+    return groups
+
+
+def check_errors_fit(shapes: dict[tuple[str, str], tuple[int, int]], config: CharacterizeConfig) -> None:
+    """Every targeted GEMM exists and can hold the grid's largest number of errors (one per output at most)."""
+    top = _top_freq(config.grid)
+    for stage in config.stages:
+        for component in config.components:
+            if (stage, component) not in shapes:
+                raise InputError(f"{config.model} has no {stage} {component} GEMM to characterize")
+            m, n = shapes[stage, component]
+            if 1 << top > m * n:
+                raise InputError(
+                    f"grid freq 2^{top} errors per GEMM exceed the {m} x {n} outputs of a {stage} {component} "
+                    f"GEMM: use freq <= {(m * n).bit_length() - 1} for it"
+                )
+
+
+def _top_freq(grid: Grid) -> int:
+    return max(f for _, f in grid.points())
 
 
 @dataclass
@@ -284,7 +365,7 @@ def run_points(
     sweep: Sweep, config: CharacterizeConfig, log: RecordLog, progress: Progress | None = None
 ) -> list[PointResult]:
     """Evaluate every grid point not yet in `log`; returns all points of the configuration."""
-    groups = config.layer_groups or default_layer_groups(sweep.num_layers)
+    groups = config.groups(sweep.num_layers)
     plan = [
         (c, g, s, m, f)
         for s in config.stages
@@ -292,9 +373,10 @@ def run_points(
         for c in config.components
         for m, f in config.grid.points()
     ]
+    check_errors_fit(sweep.shapes, config)
     results = []
     for done, (component, group, stage, m, f) in enumerate(plan, 1):
-        key = point_key(component, group, stage, m, f)
+        key = point_key(component, group, groups[group], stage, m, f)
         if key not in log:
             hook = SumDeviation(1 << m, 1 << f, seed=_point_seed(config.seed, component, group, stage, f))
             sweep.router.selection = Selection.parse(groups[group], component, stage, sweep.num_layers)
@@ -319,7 +401,7 @@ def run_points(
                 time.perf_counter() - start,
             )
             log.add(key, asdict(_injected(point, groups[group])))
-        results.append(_injected(_from_record(log.records[key]), groups[group]))
+        results.append(_injected(_from_record(log.records[key], log.path), groups[group]))
         if progress is not None:
             progress(done, len(plan), key)
     return label_critical(results, config.tolerance)
@@ -329,7 +411,8 @@ def _injected(point: PointResult, layers: str) -> PointResult:
     """The point, if its errors reached at least one GEMM (a resumed log may hold one that did not)."""
     if point.gemms == 0:
         raise InputError(
-            f"point {point.key}: no GEMM of the model matched layers {layers}, component {point.component}, "
+            f"point {point_key(point.component, point.group, layers, point.stage, point.log2_msd, point.log2_freq)}: "
+            f"no GEMM of the model matched layers {layers}, component {point.component}, "
             f"stage {point.stage}, so no error was injected"
         )
     return point
@@ -341,9 +424,18 @@ def _point_seed(seed: int, component: str, group: str, stage: str, log2_freq: in
     return [seed, *f"{component}/{group}/{stage}/{log2_freq}".encode()]
 
 
-def _from_record(record: dict) -> PointResult:
-    fields = {k: record[k] for k in PointResult.__dataclass_fields__}
-    return PointResult(**fields)
+def _from_record(record: dict, path: Path) -> PointResult:
+    """The point of a log record; a record that is not one (edited, another tool's file) is an InputError."""
+    bad = []
+    for name, kind in _POINT_TYPES.items():
+        value = record.get(name)
+        numeric = kind is float and isinstance(value, int)
+        if isinstance(value, bool) != (kind is bool) or not (isinstance(value, kind) or numeric):
+            bad.append(name)
+    if bad:
+        raise InputError(f"{path}: record {record['key']!r} is not a characterization point "
+                         f"(missing or mistyped {', '.join(bad)})")
+    return PointResult(**{name: record[name] for name in PointResult.__dataclass_fields__})
 
 
 # log10(1 + ppl increase) given to diverged evaluations: above any finite perplexity seen.
@@ -384,25 +476,26 @@ def isotonic(values: list[float]) -> list[float]:
     return [m for m, n in blocks for _ in range(int(n))]
 
 
-def open_log(out_dir: Path, config: CharacterizeConfig, resume: bool) -> RecordLog:
+def open_log(out_dir: Path, config: CharacterizeConfig, groups: dict[str, str], resume: bool) -> RecordLog:
     """The sweep's record log; refuses to mix two experiments in one directory."""
     path = Path(out_dir) / "points.jsonl"
     if path.exists() and not resume:
-        raise ValueError(
+        raise InputError(
             f"{path} already exists: pass --resume to continue that sweep, or choose another --out"
         )
     log = RecordLog(path)
-    identity = config.identity()
+    identity = config.identity(groups)
     if "config" in log:
         previous = {k: log.records["config"].get(k) for k in identity}
         if previous != identity:
-            raise ValueError(f"cannot resume {path}: it was made with {previous}, not {identity}")
+            raise InputError(f"cannot resume {path}: it was made with {previous}, not {identity}")
     else:
         log.add("config", identity)
     return log
 
 
 def load_sweep(config: CharacterizeConfig) -> Sweep:
+    """The model of `config`, quantized, with its token windows and error-free perplexities."""
     torch.set_num_threads(config.threads)
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)

@@ -61,8 +61,8 @@ from realm_hil.abft.characterize import (
     Progress,
     SumDeviation,
     Sweep,
+    check_against_model,
     damage,
-    default_layer_groups,
     load_sweep,
     open_log,
     run_points,
@@ -70,8 +70,9 @@ from realm_hil.abft.characterize import (
 )
 from realm_hil.abft.policies import gated
 from realm_hil.abft.profile import PROFILE_COMPONENTS, AbftProfile, Boundary, ComponentClass, Provenance
+from realm_hil.llm.model import load_config
 from realm_hil.llm.selection import Selection
-from realm_hil.results import atomic_write_text
+from realm_hil.results import atomic_write_text, check_output_dir
 from realm_hil.stats import PolicyConfig, tile_stats_sparse
 
 # Steepest boundary the Q8.8 alpha = 1 - a can express.
@@ -505,11 +506,15 @@ def run_characterization(
     progress: Progress | None = None,
     sweep: Sweep | None = None,
 ) -> Characterization:
-    """Sweep (resumable), fit, and write profile.yaml, points.csv, heatmap.png and report.txt to out_dir."""
-    out_dir = Path(out_dir)
-    log = open_log(out_dir, config, resume)
+    """Sweep (resumable), fit, and write profile.yaml, points.csv, heatmap.png and report.txt to out_dir.
+
+    Everything checkable is checked before the model loads: the output directory, the layer groups
+    and the grid against the model's configuration, the resume identity.
+    """
+    out_dir = check_output_dir(out_dir)
+    groups = check_against_model(config, sweep.model.config if sweep is not None else load_config(config.model))
+    log = open_log(out_dir, config, groups, resume)
     sweep = sweep if sweep is not None else load_sweep(config)
-    groups = config.layer_groups or default_layer_groups(sweep.num_layers)
     points = run_points(sweep, config, log, progress)
     profile, classification, fits = build_profile(
         config, points, sweep.shapes, sweep.num_layers, groups, datetime.date.today().isoformat()

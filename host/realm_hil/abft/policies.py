@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from ..llm.gemm import GemmSite
 from ..stats import GemmStats, PolicyConfig, tile_stats_sparse
 from ..tiling import TilePlan
@@ -69,7 +70,7 @@ def get_policy(policy: str | Policy) -> Policy:
     try:
         return POLICIES[policy]
     except KeyError:
-        raise ValueError(f"unknown ABFT policy {policy!r}: choose from {', '.join(POLICIES)}") from None
+        raise InputError(f"unknown ABFT policy {policy!r}: choose from {', '.join(POLICIES)}") from None
 
 
 def gemm_gate(policy: Policy, profile: AbftProfile | None, site: GemmSite | None) -> int:
@@ -89,7 +90,7 @@ def registers(policy: Policy, profile: AbftProfile | None, site: GemmSite | None
     if not policy.needs_site:
         return PolicyConfig(policy.hardware_mode)
     if profile is None:
-        raise ValueError(f"policy {policy.name!r} needs an ABFT profile for its thresholds")
+        raise InputError(f"policy {policy.name!r} needs an ABFT profile for its thresholds")
     if site is None or site.layer is None:
         raise ValueError(
             f"policy {policy.name!r} needs the layer and component of each GEMM; "

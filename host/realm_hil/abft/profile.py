@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from realm_hil.errors import InputError
 from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
 from realm_hil.profile_files import read_yaml, resolve, shipped_names
 from realm_hil.results import atomic_write_text
@@ -90,7 +91,7 @@ class AbftProfile:
         try:
             return self._by_component[component]
         except KeyError:
-            raise ValueError(
+            raise InputError(
                 f"component {component!r} is not classified by ABFT profile {self.model!r}; "
                 f"classified: {', '.join(sorted(self._by_component))}"
             ) from None
@@ -98,7 +99,7 @@ class AbftProfile:
     def policy_for(self, mode: str, layer: int, component: str) -> PolicyConfig:
         """The statistics unit's registers for GEMMs of `component` in `layer` under `mode`."""
         if mode not in POLICIES:
-            raise ValueError(f"policy mode must be one of {', '.join(POLICIES)}, got {mode!r}")
+            raise InputError(f"policy mode must be one of {', '.join(POLICIES)}, got {mode!r}")
         if mode in ("off", "classic"):
             return PolicyConfig(mode)
         if mode == "statistical":
@@ -106,9 +107,9 @@ class AbftProfile:
             return PolicyConfig.from_floats("statistical", cls.alpha, cls.beta, freq_min=cls.freq_min)
         thresholds = self.approx.get(component)
         if thresholds is None:
-            raise ValueError(f"ABFT profile {self.model!r} has no approx thresholds for {component!r}")
+            raise InputError(f"ABFT profile {self.model!r} has no approx thresholds for {component!r}")
         if not 0 <= layer < len(thresholds):
-            raise ValueError(
+            raise InputError(
                 f"layer {layer} out of range: profile {self.model!r} has approx thresholds "
                 f"for layers 0-{len(thresholds) - 1}"
             )
@@ -179,22 +180,22 @@ def load_abft_profile(name_or_path: str | Path | AbftProfile) -> AbftProfile:
     raw = read_yaml(path, "ABFT profile")
     try:
         return profile_from_dict(raw)
-    except ValueError as exc:
-        raise ValueError(f"invalid ABFT profile {path}: {exc}") from None
+    except InputError as exc:
+        raise InputError(f"invalid ABFT profile {path}: {exc}") from None
 
 
 def profile_from_dict(raw: object) -> AbftProfile:
-    """Validate a parsed profile mapping; every problem is a ValueError naming the field."""
+    """Validate a parsed profile mapping; every problem is an InputError naming the field."""
     _fields(raw, _TOP_FIELDS, (), "profile")
     version = raw["schema_version"]
     if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise ValueError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        raise InputError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
     classes_raw = raw["classes"]
     _fields(classes_raw, CLASS_NAMES, (), "classes")
     classes = {name: _component_class(classes_raw[name], f"classes.{name}") for name in CLASS_NAMES}
     approx_raw = raw["approx"]
     if not isinstance(approx_raw, dict):
-        raise ValueError("approx must be a mapping of component -> list of per-layer MSD thresholds")
+        raise InputError("approx must be a mapping of component -> list of per-layer MSD thresholds")
     approx = {
         str(c): tuple(_int(v, f"approx.{c}[{i}]", 0) for i, v in enumerate(_list(t, f"approx.{c}")))
         for c, t in approx_raw.items()
@@ -226,59 +227,59 @@ def profile_from_dict(raw: object) -> AbftProfile:
 def _check(profile: AbftProfile) -> None:
     """Invariants that hold however the profile was built (file or code)."""
     if set(profile.classes) != set(CLASS_NAMES):
-        raise ValueError(
+        raise InputError(
             f"classes must be exactly {', '.join(CLASS_NAMES)}, got {', '.join(profile.classes)}"
         )
     if profile.tolerance <= 0:
-        raise ValueError(f"tolerance must be a positive perplexity delta, got {profile.tolerance}")
+        raise InputError(f"tolerance must be a positive perplexity delta, got {profile.tolerance}")
     if profile.array_n < 1:
-        raise ValueError(f"array_n must be positive, got {profile.array_n}")
+        raise InputError(f"array_n must be positive, got {profile.array_n}")
     seen: dict[str, str] = {}
     for name, cls in profile.classes.items():
         if not cls.components:
-            raise ValueError(f"classes.{name}.components must not be empty")
+            raise InputError(f"classes.{name}.components must not be empty")
         for component in cls.components:
             if component not in PROFILE_COMPONENTS:
-                raise ValueError(
+                raise InputError(
                     f"classes.{name}: unknown component {component!r}; known: {', '.join(PROFILE_COMPONENTS)}"
                 )
             if component in seen:
-                raise ValueError(f"component {component!r} is in both classes {seen[component]} and {name}")
+                raise InputError(f"component {component!r} is in both classes {seen[component]} and {name}")
             seen[component] = name
         for attr in ("alpha", "beta"):
             value = getattr(cls, attr)
             if not _Q88_RANGE[0] <= value <= _Q88_RANGE[1]:
-                raise ValueError(
+                raise InputError(
                     f"classes.{name}.{attr} = {value} does not fit signed Q8.8 "
                     f"[{_Q88_RANGE[0]}, {_Q88_RANGE[1]:.4f}]"
                 )
         if not 0 <= cls.freq_min < (1 << 16):
-            raise ValueError(f"classes.{name}.freq_min must be in [0, 65535], got {cls.freq_min}")
+            raise InputError(f"classes.{name}.freq_min must be in [0, 65535], got {cls.freq_min}")
         if cls.freq_min > profile.array_n:
-            raise ValueError(
+            raise InputError(
                 f"classes.{name}.freq_min = {cls.freq_min} can never be reached: a tile of an "
                 f"{profile.array_n} x {profile.array_n} array has {profile.array_n} columns"
             )
     for component, thresholds in profile.approx.items():
         if component not in PROFILE_COMPONENTS:
-            raise ValueError(
+            raise InputError(
                 f"approx: unknown component {component!r}; known: {', '.join(PROFILE_COMPONENTS)}"
             )
         if not thresholds:
-            raise ValueError(f"approx.{component} must list one threshold per layer")
+            raise InputError(f"approx.{component} must list one threshold per layer")
         if any(not 0 <= t < (1 << 64) for t in thresholds):
-            raise ValueError(f"approx.{component}: thresholds must be unsigned 64-bit values")
+            raise InputError(f"approx.{component}: thresholds must be unsigned 64-bit values")
 
 
 def _fields(raw: object, required: tuple[str, ...], optional: tuple[str, ...], where: str) -> None:
     if not isinstance(raw, dict):
-        raise ValueError(f"{where} must be a mapping")
+        raise InputError(f"{where} must be a mapping")
     missing = [f for f in required if f not in raw]
     unknown = sorted(set(raw) - set(required) - set(optional))
     if missing:
-        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}")
+        raise InputError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}")
 
 
 def _component_class(raw: object, where: str) -> ComponentClass:
@@ -305,25 +306,25 @@ def _component_class(raw: object, where: str) -> ComponentClass:
 
 def _list(value: object, where: str) -> list:
     if not isinstance(value, list):
-        raise ValueError(f"{where} must be a list, got {value!r}")
+        raise InputError(f"{where} must be a list, got {value!r}")
     return value
 
 
 def _str(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{where} must be a non-empty string, got {value!r}")
+        raise InputError(f"{where} must be a non-empty string, got {value!r}")
     return value
 
 
 def _int(value: object, where: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{where} must be an integer, got {value!r}")
+        raise InputError(f"{where} must be an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{where} must be >= {minimum}, got {value}")
+        raise InputError(f"{where} must be >= {minimum}, got {value}")
     return value
 
 
 def _float(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, got {value!r}")
+        raise InputError(f"{where} must be a finite number, got {value!r}")
     return float(value)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from pathlib import Path
 
 import click
 
 from ..abft.characterize import CharacterizeConfig, Grid, parse_layer_groups
 from ..abft.fit import run_characterization
 from ..llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
+from .options import SEED, FiniteFloat, out_dir_option
 
 _NAMED = {
     "linear": LINEAR_COMPONENTS,
@@ -75,7 +76,7 @@ def _components(_ctx, _param, value: str) -> tuple[str, ...]:
     "--tolerance",
     default=CharacterizeConfig.tolerance,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="perplexity increase that makes a point critical",
 )
 @click.option(
@@ -85,11 +86,9 @@ def _components(_ctx, _param, value: str) -> tuple[str, ...]:
     type=click.IntRange(1),
     help="array size n: the hardware's n x n statistics tile",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
-@click.option(
-    "--out", "out_dir", default="runs/characterize", show_default=True, type=click.Path(path_type=Path)
-)
+@out_dir_option("runs/characterize", "profile.yaml, points.csv, heatmap.png, report.txt and the resumable log")
 @click.option("--resume", is_flag=True, help="continue an interrupted sweep in --out")
 def characterize(
     model,
@@ -122,12 +121,16 @@ def characterize(
         array_n=array_n,
         threads=threads,
     )
-    with click.progressbar(
-        length=1, label="characterize", file=sys.stderr, item_show_func=lambda item: item
-    ) as bar:
+    with contextlib.ExitStack() as stack:
+        bar = None
 
+        # the bar appears with the first point, so a failure before any work stays a single line
         def progress(done: int, total: int, label: str) -> None:
-            bar.length = total
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(
+                    length=total, label="characterize", file=sys.stderr, item_show_func=lambda item: item
+                ))
             bar.update(done - bar.pos, label)
 
         result = run_characterization(config, out_dir, resume=resume, progress=progress)

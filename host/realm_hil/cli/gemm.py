@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..demo import run_gemm_check
-from .options import backend_option
+from .options import SEED, backend_option
 
 
 @click.command()
@@ -13,7 +13,7 @@ from .options import backend_option
 @click.option("--m", "m", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--k", "k", default=576, show_default=True, type=click.IntRange(1))
 @click.option("--n", "n", default=576, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 def gemm(backend: str, m: int, k: int, n: int, seed: int) -> None:
     """Run a random M x K x N INT8 GEMM and compare it bit for bit with numpy."""
     result = run_gemm_check(backend, m, k, n, seed)

@@ -8,6 +8,12 @@ import click
 
 from ..errors import RealmError
 from ..toolchain import ToolchainError
+from ..twin import TwinBuildError
+
+# The project's own error types for problems the user can fix: bad input, a missing or wrong board,
+# bitstream or toolchain. Anything else that escapes a command, a plain ValueError included, is a
+# bug (in the host, or in the hardware when a stream or the bus misbehaves) and keeps its traceback.
+USER_ERRORS = (RealmError, ToolchainError, TwinBuildError)
 
 
 class UserError(click.ClickException):
@@ -19,17 +25,37 @@ class UserError(click.ClickException):
         click.echo(f"realm-hil: error: {self.message}", err=True)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _usage(exc: click.UsageError) -> UserError:
+    """click's usage error (Usage:, Try:, Error: lines) as the one line the README promises."""
+    message = _one_line(exc.format_message())
+    if exc.ctx is not None:
+        message += f" (see '{exc.ctx.command_path} --help')"
+    return UserError(message)
+
+
 class _Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        # the group's own arguments: an unknown command or option of `realm-hil` itself
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise _usage(exc) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (ValueError, RealmError, ToolchainError, FileNotFoundError, TimeoutError) as exc:
-            raise UserError(_one_line(exc)) from None
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise _usage(exc) from None
+        except USER_ERRORS as exc:
+            raise UserError(_one_line(str(exc)) or type(exc).__name__) from None
         except KeyboardInterrupt:
             click.echo("realm-hil: interrupted", err=True)
             sys.exit(130)

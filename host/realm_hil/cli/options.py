@@ -1,10 +1,15 @@
-"""Options shared by several commands."""
+"""Options and parameter types shared by several commands."""
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import click
 
 from .. import BACKENDS
+from ..errors import InputError
+from ..results import check_output_dir, check_output_file
 
 backend_option = click.option(
     "--backend", default="sim", show_default=True, type=click.Choice(BACKENDS), help="where GEMMs run"
@@ -16,3 +21,43 @@ emulate_checks_option = click.option(
     help="sim, twin: overclock the checksum accumulators with the array (EMU_CHECKS build) instead of "
     "keeping the checking logic exact",
 )
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in range that is also finite: nan passes every range comparison, inf an open bound."""
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# an array clock in MHz
+MHZ = FiniteFloat(min=0, min_open=True)
+# numpy's generators take only non-negative seeds
+SEED = click.IntRange(0)
+
+
+def _checked(check):
+    def callback(_ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return check(Path(value))
+        except InputError as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+
+    return callback
+
+
+def out_dir_option(default: str | None, help: str):
+    """--out DIR, checked writable before any work so a finished run is never lost to a bad path."""
+    return click.option("--out", "out_dir", default=default, show_default=default is not None,
+                        type=click.Path(path_type=Path), callback=_checked(check_output_dir), help=help)
+
+
+def out_file_option(help: str):
+    """--out FILE, checked writable before any work."""
+    return click.option("--out", "out_path", default=None, type=click.Path(path_type=Path),
+                        callback=_checked(check_output_file), help=help)

@@ -6,15 +6,16 @@ import json
 
 import click
 
+from ..fpga.resources import PART_ALIASES, PARTS, measure
+
 
 @click.command()
 @click.option("--array-n", default=8, show_default=True, type=click.IntRange(4, 32))
-@click.option("--part", default="pynq-z2", show_default=True, help="part to check the fit against")
+@click.option("--part", default="pynq-z2", show_default=True, type=click.Choice([*PART_ALIASES, *PARTS]),
+              help="part to check the fit against")
 @click.option("--json", "as_json", is_flag=True)
 def resources(array_n: int, part: str, as_json: bool) -> None:
     """LUT/FF/DSP/BRAM of the array alone, the checksum + statistics logic, the whole top (FPGA build)."""
-    from ..fpga.resources import measure
-
     report = measure(array_n)
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "overhead_pct": report.overhead_pct(),

@@ -10,10 +10,11 @@ from pathlib import Path
 import click
 
 from ..abft.policies import POLICIES
+from ..errors import InputError
 from ..experiment import RunConfig, realm_bit, run_experiment
 from ..fpga.manifest import BOARDS
 from ..llm.text import WIKITEXT2
-from .options import backend_option, emulate_checks_option
+from .options import MHZ, SEED, backend_option, emulate_checks_option, out_dir_option
 
 
 def _names(choices):
@@ -32,7 +33,7 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
     try:
         for name in names:
             realm_bit(name)
-    except ValueError as exc:
+    except InputError as exc:
         raise click.BadParameter(str(exc)) from None
     return names
 
@@ -54,7 +55,7 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
               help="a locally cached data set instead of --text (WikiText-2 test split)")
 @click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 64, board 256, twin/reference 1024]")
 @click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
-@click.option("--clock-mhz", "clocks", multiple=True, type=float, help="array clock (repeatable) [nominal and 1.12x]")
+@click.option("--clock-mhz", "clocks", multiple=True, type=MHZ, help="array clock (repeatable) [nominal and 1.12x]")
 @click.option("--abft", "policies", default="none", show_default=True, callback=_names(POLICIES),
               help=f"comma-separated policies: {', '.join(POLICIES)}")
 @click.option("--error-model", "error_models", default="timing", show_default=True,
@@ -71,10 +72,10 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
 @click.option("--stages", default="all", show_default=True, type=click.Choice(["all", "prefill", "decode"]))
 @click.option("--attention", is_flag=True, help="also offload Q.K^T and S.V")
 @click.option("--profile", default="pynq-z2", show_default=True, help="device timing profile (sim, twin)")
-@click.option("--seed", default=0, show_default=True, type=int, help="per-PE variation map and any random choice")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="per-PE variation map and any random choice")
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @emulate_checks_option
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="write results.json and table.txt here")
+@out_dir_option(None, "write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def run(board, board_name, manifest, backend, model, text, dataset, tokens, window, clocks, policies, error_models,
         abft_profile, recover_on, layers, components, stages, attention, profile, seed, force_clock, emulate_checks,
@@ -102,9 +103,10 @@ def run(board, board_name, manifest, backend, model, text, dataset, tokens, wind
             bar.update(done - bar.pos)
 
         report = run_experiment(config, progress)
+    # shown before it is saved: should the disk fail now, the figures are still on the screen
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
     if out_dir is not None:
         report.save(out_dir)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
 
 
 COMMANDS = [run]

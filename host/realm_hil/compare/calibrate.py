@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..errors import InputError
 from ..results import atomic_write_text
 from ..sweep import BITS, SweepPoint
 from ..timing.emulation import L_EXACT
@@ -117,7 +118,7 @@ def calibrate(
     then halves the window; the first window is t_base +-20 %, tau x0.5..x2, sigma 0..3x.
     """
     if len({p.applied_mhz for p in points}) < 3:
-        raise ValueError("calibration needs measurements at 3 or more distinct clocks")
+        raise InputError("calibration needs measurements at 3 or more distinct clocks")
     start = load_profile(start)
     fit = _Fit(slack_response(workload, array_n), points, seed)
     best, best_loss = start, fit.loss(start)

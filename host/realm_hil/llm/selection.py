@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from realm_hil.errors import InputError
+
 LINEAR_COMPONENTS = ("q", "k", "v", "o", "gate", "up", "down")
 ATTENTION_COMPONENTS = ("qk", "sv")
 COMPONENTS = (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS, "lm_head")
@@ -61,11 +63,11 @@ def _parse_layers(pattern: str, num_layers: int | None) -> frozenset[int] | None
         try:
             first, last = int(lo), int(hi) if sep else int(lo)
         except ValueError:
-            raise ValueError(f"bad layer pattern {pattern!r}: use 'all' or e.g. '0-3,29'") from None
+            raise InputError(f"bad layer pattern {pattern!r}: use 'all' or e.g. '0-3,29'") from None
         if first < 0 or last < first:
-            raise ValueError(f"bad layer range {part.strip()!r} in {pattern!r}")
+            raise InputError(f"bad layer range {part.strip()!r} in {pattern!r}")
         if num_layers is not None and last >= num_layers:
-            raise ValueError(f"layer {last} out of range: the model has layers 0-{num_layers - 1}")
+            raise InputError(f"layer {last} out of range: the model has layers 0-{num_layers - 1}")
         layers.update(range(first, last + 1))
     return frozenset(layers)
 
@@ -82,8 +84,14 @@ def _parse_components(pattern: str) -> frozenset[str]:
             chosen.add(MODULE_COMPONENTS[name])
         else:
             known = ", ".join([*_GROUPS, *COMPONENTS, *MODULE_COMPONENTS])
-            raise ValueError(f"unknown component {name!r}; known: {known}")
+            raise InputError(f"unknown component {name!r}; known: {known}")
     return frozenset(chosen)
+
+
+def named_components(pattern: str) -> frozenset[str]:
+    """The components a pattern names one by one, not through a group such as 'all' or 'linear'."""
+    names = [name for name in (raw.strip() for raw in pattern.split(",")) if name not in _GROUPS]
+    return _parse_components(",".join(names)) if names else frozenset()
 
 
 def _parse_stages(pattern: str) -> frozenset[str]:
@@ -92,5 +100,5 @@ def _parse_stages(pattern: str) -> frozenset[str]:
     stages = {s.strip() for s in pattern.split(",")}
     unknown = stages - set(STAGES)
     if unknown:
-        raise ValueError(f"unknown stage(s) {sorted(unknown)}; use 'all', 'prefill' or 'decode'")
+        raise InputError(f"unknown stage(s) {sorted(unknown)}; use 'all', 'prefill' or 'decode'")
     return frozenset(stages)

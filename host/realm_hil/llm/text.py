@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from realm_hil.errors import InputError
+
 DEFAULT_TEXT = "gpl3"
 WIKITEXT2 = "wikitext2"
 _GPL3 = Path(__file__).with_name("data") / "GPL-3"
@@ -25,13 +27,21 @@ def load_text(source: str = DEFAULT_TEXT) -> str:
         return _GPL3.read_text(encoding="utf-8")
     if source == WIKITEXT2:
         return _wikitext2()
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise ValueError(f"text file not found: {path} (or use {DEFAULT_TEXT!r} / {WIKITEXT2!r})")
+    path = check_text_source(source)
     text = path.read_text(encoding="utf-8", errors="replace")
     if not text.strip():
-        raise ValueError(f"text file is empty: {path}")
+        raise InputError(f"text file is empty: {path}")
     return text
+
+
+def check_text_source(source: str) -> Path | None:
+    """The file `source` names (None for the built-in texts); an InputError, before any work, if there is none."""
+    if source in (DEFAULT_TEXT, WIKITEXT2):
+        return None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise InputError(f"text file not found: {path} (or use {DEFAULT_TEXT!r} / {WIKITEXT2!r})")
+    return path
 
 
 def _wikitext2() -> str:
@@ -39,14 +49,14 @@ def _wikitext2() -> str:
     try:
         import datasets
     except ImportError as err:
-        raise ValueError(
+        raise InputError(
             "WikiText-2 needs the `datasets` package with the data set already cached; "
             "pass a text file instead"
         ) from err
     try:
         split = datasets.load_dataset("wikitext", "wikitext-2-raw-v1", split="test")
     except Exception as err:  # datasets raises many unrelated types for "not cached offline"
-        raise ValueError(f"WikiText-2 is not in the local datasets cache (offline): {err}") from err
+        raise InputError(f"WikiText-2 is not in the local datasets cache (offline): {err}") from err
     # Joined as in the GPTQ / SmoothQuant evaluation scripts, so figures are comparable.
     return "\n\n".join(split["text"])
 
@@ -56,11 +66,11 @@ def token_windows(
 ) -> torch.Tensor:
     """Non-overlapping (n, window) token windows over the first `max_tokens` tokens (None: all)."""
     if window < 2:
-        raise ValueError(f"window must be at least 2 tokens, got {window}")
+        raise InputError(f"window must be at least 2 tokens, got {window}")
     ids = tokenizer(text, return_tensors="pt", verbose=False).input_ids[0]
     if max_tokens is not None:
         ids = ids[:max_tokens]
     count = ids.numel() // window
     if count == 0:
-        raise ValueError(f"text has {ids.numel()} tokens, fewer than one {window}-token window")
+        raise InputError(f"text has {ids.numel()} tokens, fewer than one {window}-token window")
     return ids[: count * window].reshape(count, window)

@@ -78,8 +78,8 @@ def list_profiles() -> list[str]:
 
 
 def _validate(raw: object, source: Path) -> DeviceProfile:
-    def bad(why: str) -> ValueError:
-        return ValueError(f"invalid device profile {source}: {why}")
+    def bad(why: str) -> InputError:
+        return InputError(f"invalid device profile {source}: {why}")
 
     if not isinstance(raw, dict):
         raise bad("expected a mapping of profile fields")

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from ..errors import InputError
 from .emulation import L_EXACT
 from .profile import DeviceProfile, load_profile
 
@@ -40,7 +41,7 @@ def max_variation(profile: DeviceProfile) -> float:
 def _uniforms(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The uniform draws behind the per-PE (n, n) and the checksum (CHECK_GROUPS, n) factors."""
     if n < 1:
-        raise ValueError(f"array size n must be positive, got {n}")
+        raise InputError(f"array size n must be positive, got {n}")
     rng = np.random.default_rng(seed)
     return rng.random((n, n)), rng.random((CHECK_GROUPS, n))
 
@@ -69,7 +70,7 @@ def _clamp(raw: np.ndarray) -> np.ndarray:
 
 def _slack(profile: DeviceProfile, clock_mhz: float, factors: np.ndarray, voltage: float | None) -> np.ndarray:
     if not math.isfinite(clock_mhz) or clock_mhz <= 0:
-        raise ValueError(f"clock must be a positive frequency in MHz, got {clock_mhz}")
+        raise InputError(f"clock must be a positive frequency in MHz, got {clock_mhz}")
     scale = factors * profile.voltage_factor(voltage)
     period = 1000.0 / clock_mhz
     raw = np.floor((period / scale - profile.t_base_ns) / profile.tau_ns_per_bit)
@@ -103,9 +104,9 @@ def validate_clock(profile: DeviceProfile | str, mhz: float, force: bool = False
     """Check a requested array clock against the board's safety ceiling; returns it as float."""
     profile = load_profile(profile)
     if not math.isfinite(mhz) or mhz <= 0:
-        raise ValueError(f"clock must be a positive frequency in MHz, got {mhz}")
+        raise InputError(f"clock must be a positive frequency in MHz, got {mhz}")
     if mhz > profile.clock_ceiling_mhz and not force:
-        raise ValueError(
+        raise InputError(
             f"{mhz} MHz exceeds the {profile.name} safety ceiling of {profile.clock_ceiling_mhz} MHz "
             "(pass force=True to override)"
         )

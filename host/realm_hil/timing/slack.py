@@ -1,4 +1,4 @@
-"""Per-PE slack tables L = floor((T / scale - t_base) / tau) (shared/reference/timing-model.md).
+"""Per-PE slack tables L = floor((T / scale - t_base) / tau) (docs/timing-error-model.md).
 
 scale = per-PE variation factor x alpha-power-law voltage factor. The variation factor is
 lognormal with median 1, drawn from a generator seeded by `seed`, and truncated above at the
@@ -13,11 +13,16 @@ The map depends only on (profile, n, seed), never on the clock, so sweeps see th
 The checksum accumulators (emulated only with EMU_CHECKS, rtl/README.md) get their own factors
 from the same generator, drawn after the PEs' so every per-PE value stays what it was without
 them. They share the PEs' t_base and tau: a checksum MAC is the same kind of path.
+
+L is computed in exact rational arithmetic from the floating-point clock, scale, t_base and tau:
+a float floor lands one off the definition for clocks within about 1e-14 of a tie, and a twin,
+an RTL and an oracle that are meant to agree bit for bit should not disagree on where L steps.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -71,10 +76,11 @@ def _clamp(raw: np.ndarray) -> np.ndarray:
 def _slack(profile: DeviceProfile, clock_mhz: float, factors: np.ndarray, voltage: float | None) -> np.ndarray:
     if not math.isfinite(clock_mhz) or clock_mhz <= 0:
         raise InputError(f"clock must be a positive frequency in MHz, got {clock_mhz}")
-    scale = factors * profile.voltage_factor(voltage)
-    period = 1000.0 / clock_mhz
-    raw = np.floor((period / scale - profile.t_base_ns) / profile.tau_ns_per_bit)
-    return _clamp(raw)
+    scale = np.asarray(factors * profile.voltage_factor(voltage), dtype=np.float64)
+    period = Fraction(1000) / Fraction(float(clock_mhz))
+    t_base, tau = Fraction(profile.t_base_ns), Fraction(profile.tau_ns_per_bit)
+    raw = [math.floor((period / Fraction(float(s)) - t_base) / tau) for s in scale.ravel()]
+    return _clamp(np.array(raw, dtype=np.int64).reshape(scale.shape))
 
 
 def slack_table(
@@ -94,10 +100,20 @@ def check_slack_table(
 
 
 def first_error_clock(profile: DeviceProfile | str, n: int, seed: int, voltage: float | None = None) -> float:
-    """Clock in MHz above which at least one PE has L <= 30 (at this clock itself all PEs are exact)."""
+    """The highest clock in MHz (a float) at which every PE still has L = 31; above it at least one errs."""
     profile = load_profile(profile)
-    slowest = float(variation_map(profile, n, seed).max()) * profile.voltage_factor(voltage)
-    return 1000.0 / (slowest * profile.worst_path_ns)
+    slowest = np.array([variation_map(profile, n, seed).max()])
+
+    def exact(mhz: float) -> bool:
+        return bool(_slack(profile, mhz, slowest, voltage)[0] >= L_EXACT)
+
+    # the real-valued boundary, then the float clock on its exact side (a few ulps away at most)
+    clock = 1000.0 / (float(slowest[0]) * profile.voltage_factor(voltage) * profile.worst_path_ns)
+    while not exact(clock):
+        clock = math.nextafter(clock, 0.0)
+    while exact(math.nextafter(clock, math.inf)):
+        clock = math.nextafter(clock, math.inf)
+    return clock
 
 
 def validate_clock(profile: DeviceProfile | str, mhz: float, force: bool = False) -> float:

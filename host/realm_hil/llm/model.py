@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import torch  # noqa: E402
+import transformers  # noqa: E402
 from transformers import (  # noqa: E402
     AutoConfig,
     AutoModelForCausalLM,
@@ -131,8 +132,10 @@ def _not_offline(name: str, err: Exception) -> InputError:
 
 
 def _cache_key(gguf: Path) -> str:
+    # the transformers version too: a copy saved by one major version can carry config fields another
+    # does not read (5.x writes rope_parameters, which 4.x ignores and silently replaces by defaults)
     st = gguf.stat()
-    ident = f"{gguf.name}|{st.st_size}|{st.st_mtime_ns}|{_CACHE_FORMAT}"
+    ident = f"{gguf.name}|{st.st_size}|{st.st_mtime_ns}|{_CACHE_FORMAT}|transformers {transformers.__version__}"
     return f"{gguf.stem}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 
 

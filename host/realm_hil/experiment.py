@@ -50,6 +50,11 @@ def realm_bit(model: str) -> int | None:
 RECOVERY_BACKENDS = ("twin", "reference")
 # Backends whose checksum accumulators can be overclocked with the array (EMU_CHECKS).
 EMULATED_CHECKS_BACKENDS = ("sim", "twin")
+# Backends that model the same die from (profile, seed): each can confirm the other point for point.
+CONFIRMING_BACKENDS = ("sim", "twin")
+# The figures a confirmation compares: what the errors and the recovery did, not the time they took.
+CONFIRMED_FIELDS = ("ppl", "gemms", "tiles", "tiles_err", "tiles_recover", "element_error_rate",
+                    "tiles_recomputed", "tiles_corrected", "residual_errors")
 
 
 @dataclass
@@ -76,6 +81,9 @@ class RunConfig:
     manifest: str | None = None  # board: the bitstream manifest [bitstreams/manifest.json]
     force_clock: bool = False
     emulate_checks: bool = False  # sim, twin: the checksum accumulators are overclocked too
+    # a second backend that reruns one point (the highest clock, the first protecting policy, timing
+    # errors) on the first window: with the same seed and profile it must report identical figures
+    confirm_on: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in DEFAULT_TOKENS:
@@ -118,6 +126,13 @@ class RunConfig:
         if served and (self.board_name or self.manifest):
             raise InputError("a board name or manifest picks the overlay on this machine's board or a pynq:// "
                              "one; `realm-hil serve` loads its own")
+        if self.confirm_on is not None:
+            if self.confirm_on == self.backend or self.confirm_on not in CONFIRMING_BACKENDS:
+                raise InputError(f"--confirm takes a modeled backend other than {self.backend} "
+                                 f"({', '.join(CONFIRMING_BACKENDS)}), got {self.confirm_on!r}")
+            if self.backend not in CONFIRMING_BACKENDS:
+                raise InputError(f"--confirm compares two models of the same silicon; {self.backend} is not one "
+                                 f"(use {' or '.join(CONFIRMING_BACKENDS)})")
         if self.recover_on is None:
             self.recover_on = "accelerator" if self.backend in RECOVERY_BACKENDS else "host"
         if self.recover_on not in ("accelerator", "host"):
@@ -152,6 +167,35 @@ class RunRow:
 
 
 @dataclass
+class Confirmation:
+    """One point run on the main backend and on a second model of the same die, on the first window."""
+
+    backend: str
+    other: str
+    clock_mhz: float
+    policy: str
+    tokens: int
+    figures: dict[str, float]  # CONFIRMED_FIELDS on the main backend
+    other_figures: dict[str, float]  # the same on the confirming backend
+
+    @property
+    def identical(self) -> bool:
+        return self.figures == self.other_figures
+
+    def summary(self) -> str:
+        head = (f"{self.other} confirms {self.backend} at {self.clock_mhz:.2f} MHz, {self.policy}, on "
+                f"{self.tokens} tokens")
+        if self.identical:
+            f = self.figures
+            return (f"{head}: identical (ppl {_num(f['ppl'])}, {f['tiles_err']} of {f['tiles']} tiles in error, "
+                    f"{f['tiles_recomputed']} recomputed, {f['tiles_corrected']} corrected, "
+                    f"{f['residual_errors']} wrong after recovery)")
+        differ = [f"{k} {self.figures[k]} vs {self.other_figures[k]}" for k in CONFIRMED_FIELDS
+                  if self.figures[k] != self.other_figures[k]]
+        return f"{head}: MISMATCH: {'; '.join(differ)}"
+
+
+@dataclass
 class RunReport:
     config: RunConfig
     model: str
@@ -161,10 +205,11 @@ class RunReport:
     rows: list[RunRow]
     breakdown: dict  # "clock/policy" -> component -> summed statistics
     seed: int
+    confirmation: Confirmation | None = None
     version: str = __version__
 
     def table(self) -> str:
-        header = (f"{'backend':<9}{'errors':<8}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>10}{'d float':>10}{'d W8A8':>10}"
+        header = (f"{'backend':<10}{'errors':<8}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>10}{'d float':>10}{'d W8A8':>10}"
                   f"{'elem rate':>10}"
                   f"{'tiles err':>10}{'recomp %':>9}{'fixed':>7}{'residual':>9}{'thrpt x':>8}{'energy x':>9}"
                   f"{'seconds':>8}")
@@ -172,17 +217,20 @@ class RunReport:
         lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}{checks}, "
                  f"float ppl {self.float_ppl:.3f}, W8A8 (torch._int_mm) ppl {self.w8a8_ppl:.3f}", header]
         for r in self.rows:
-            lines.append(f"{r.backend:<9}{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
+            lines.append(f"{r.backend:<10}{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
                          f"{_num(r.delta_float, True):>10}{_num(r.delta_w8a8, True):>10}"
                          f"{r.element_error_rate:>10.2e}{r.tiles_err:>10}"
                          f"{100 * r.recompute_fraction:>9.3f}{r.tiles_corrected:>7}{r.residual_errors:>9}"
                          f"{r.throughput:>8.3f}{r.energy:>9.3f}{r.seconds:>8.1f}")
+        if self.confirmation is not None:
+            lines.append(self.confirmation.summary())
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"version": self.version, "config": asdict(self.config), "model": self.model, "tokens": self.tokens,
                 "seed": self.seed, "float_ppl": self.float_ppl, "w8a8_ppl": self.w8a8_ppl,
-                "rows": [asdict(r) for r in self.rows], "breakdown": self.breakdown}
+                "rows": [asdict(r) for r in self.rows], "breakdown": self.breakdown,
+                "confirmation": None if self.confirmation is None else asdict(self.confirmation)}
 
     def save(self, out_dir: Path) -> None:
         atomic_write_json(Path(out_dir) / "results.json", self.to_dict())
@@ -289,8 +337,48 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
     finally:
         acc.set_clock(nominal)
         router.backend = TorchIntMM()
+    confirmation = None
+    if config.confirm_on is not None:
+        if progress is not None:
+            progress(evaluations, evaluations, f"confirming on {config.confirm_on}")
+        confirmation = _confirm(config, acc, recovery, profile, router, loaded.model, windows[:1], clocks)
     tokens = int(windows.numel())
-    return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed)
+    return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed, confirmation)
+
+
+def _confirm(config: RunConfig, acc, recovery, profile, router: SiteRouter, model, window, clocks) -> Confirmation:
+    """The highest clock with the first protecting policy, on `window`, on acc and on config.confirm_on."""
+    clock = max(clocks)
+    policy = next((p for p in config.policies if p != "none"), config.policies[0])
+
+    def figures(device, recovery_device) -> dict:
+        nominal = device.clock_mhz
+        applied = device.set_clock(clock, force=config.force_clock)
+        try:
+            protected = ProtectedGemm(device, policy, profile, recovery_device, nominal_mhz=nominal, measure=True)
+            router.backend = protected
+            router.log.clear()
+            ppl = perplexity(model, window).ppl
+            totals, cost = _totals(summarize(router.log)), protected.cost
+        finally:
+            device.set_clock(nominal)
+            router.backend = TorchIntMM()
+        return {"ppl": ppl, "gemms": len(router.log), **totals, "element_error_rate": cost.element_error_rate,
+                "tiles_recomputed": cost.tiles_recomputed, "tiles_corrected": cost.tiles_corrected,
+                "residual_errors": cost.elements_wrong_after, "clock_mhz": applied}
+
+    other_config = _replace_backend(config, config.confirm_on)
+    with open_accelerator(config.confirm_on, **_backend_options(other_config)) as other:
+        mine, theirs = figures(acc, recovery), figures(other, None)
+    applied = mine.pop("clock_mhz")
+    theirs.pop("clock_mhz")
+    return Confirmation(acc.name, other.name, applied, policy, int(window.numel()), mine, theirs)
+
+
+def _replace_backend(config: RunConfig, backend: str) -> RunConfig:
+    """The same run on another backend (recovery on the host, which every backend has)."""
+    fields = {**asdict(config), "backend": backend, "recover_on": "host", "confirm_on": None}
+    return RunConfig(**fields)
 
 
 def _require_selected(router: SiteRouter, config: RunConfig) -> None:

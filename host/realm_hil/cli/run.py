@@ -75,11 +75,14 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
 @click.option("--seed", default=0, show_default=True, type=SEED, help="per-PE variation map and any random choice")
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @emulate_checks_option
+@click.option("--confirm", "confirm_on", type=click.Choice(["sim", "twin"]),
+              help="rerun one point (highest clock, first protecting policy) on the first window on this second "
+                   "model of the same die; its figures must be identical")
 @out_dir_option(None, "write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def run(board, board_name, manifest, backend, model, text, dataset, tokens, window, clocks, policies, error_models,
         abft_profile, recover_on, layers, components, stages, attention, profile, seed, force_clock, emulate_checks,
-        out_dir, as_json) -> None:
+        confirm_on, out_dir, as_json) -> None:
     """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
     config = RunConfig(
         backend="board" if board else backend, model=model, text=dataset or text, tokens=tokens, window=window,
@@ -88,7 +91,7 @@ def run(board, board_name, manifest, backend, model, text, dataset, tokens, wind
         stages=stages, attention=attention, profile=profile,
         board_address=None if board in (None, "local") else board, board_name=board_name,
         manifest=None if manifest is None else str(manifest), force_clock=force_clock,
-        emulate_checks=emulate_checks,
+        emulate_checks=emulate_checks, confirm_on=confirm_on,
     )
     with contextlib.ExitStack() as stack:
         bar = None
@@ -107,6 +110,8 @@ def run(board, board_name, manifest, backend, model, text, dataset, tokens, wind
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
     if out_dir is not None:
         report.save(out_dir)
+    if report.confirmation is not None and not report.confirmation.identical:
+        raise SystemExit(1)  # the two models of one die disagree: a bug, shown above in the table
 
 
 COMMANDS = [run]

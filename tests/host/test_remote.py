@@ -1,5 +1,6 @@
 """Remote accelerator over loopback: exactness, pipelining, authentication, hostile clients, clock restore."""
 
+import dataclasses
 import json
 import signal
 import socket
@@ -13,8 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 import realm_hil
+from realm_hil.abft.profile import profile_from_dict
+from realm_hil.abft.recovery import ProtectedGemm
 from realm_hil.cli.serve import serve
 from realm_hil.errors import BackendUnavailable
+from realm_hil.llm.gemm import GemmSite
 from realm_hil.remote import RemoteServer, ServerConfig, open_remote
 from realm_hil.remote.protocol import (
     MAGIC,
@@ -24,9 +28,11 @@ from realm_hil.remote.protocol import (
     normalize_token,
     parse_address,
     recv_frame,
+    stats_from_wire,
+    stats_to_wire,
     token_mac,
 )
-from realm_hil.stats import PolicyConfig
+from realm_hil.stats import GemmStats, PolicyConfig, TileStats
 from realm_hil.tiling import int32_gemm
 
 # A test run started as a background job hands its children SIGINT ignored; a terminal's Ctrl-C
@@ -40,6 +46,9 @@ TOKEN = "loopback-test-token"
 NOMINAL = 100.0
 LIMIT = 1 << 20
 CONFIG = ServerConfig(max_elements=LIMIT, handshake_timeout_s=3, io_timeout_s=3)
+OVERCLOCK = 120.0  # pynq-z2 (the twin's and the sim's default profile): some tiles err, not all
+# a threshold at work: it flags some erring tiles, not all
+STATISTICAL = PolicyConfig.from_floats("statistical", alpha=0.5, beta=2.0, freq_min=2)
 
 
 def operands(rng, m, k, n):
@@ -107,9 +116,35 @@ def reply(sock):
 
 
 def assert_same_stats(remote, local):
-    assert remote.tile_grid == local.tile_grid
-    assert remote.tiles.equals(local.tiles)
-    assert remote.totals() == local.totals()
+    """Every field of GemmStats and of its TileStats, dtypes and shapes included."""
+    assert isinstance(remote, GemmStats)
+    for field in dataclasses.fields(GemmStats):
+        if field.name == "tiles":
+            for tile_field in dataclasses.fields(TileStats):
+                assert_same_value(getattr(remote.tiles, tile_field.name), getattr(local.tiles, tile_field.name),
+                                  f"tiles.{tile_field.name}")
+        elif field.name == "extra":
+            assert remote.extra.keys() == local.extra.keys()
+            for key, value in local.extra.items():
+                assert_same_value(remote.extra[key], value, f"extra[{key!r}]")
+        else:
+            assert_same_value(getattr(remote, field.name), getattr(local, field.name), field.name)
+
+
+def assert_same_value(remote, local, what):
+    if isinstance(local, np.ndarray):
+        assert isinstance(remote, np.ndarray), what
+        assert (remote.dtype, remote.shape) == (local.dtype.newbyteorder("<"), local.shape), what
+        assert np.array_equal(remote, local), what
+    else:
+        assert type(remote) is type(local) and remote == local, what
+
+
+def assert_overclocked(stats):
+    """Statistics an overclock really produced: errors, deviations, flags and a threshold at work."""
+    assert stats.tiles_err > 0 and stats.msd > 0 and stats.freq > 0 and stats.row_freq > 0
+    assert 0 < stats.tiles_recover < stats.n_tiles and stats.freq_eff > 0 and stats.tiles.theta.any()
+    assert stats.col_dev.any() and stats.row_dev.any()
 
 
 def test_exact_results_and_stats_match_local(served):
@@ -355,3 +390,82 @@ def test_sim_backend_behind_the_server():
                 assert_same_stats(results[-1][1], backend.last_stats)
         finally:
             s.close()
+
+
+@pytest.mark.parametrize("kind", ["twin", pytest.param("sim", marks=pytest.mark.sim)])
+def test_overclocked_statistics_cross_the_wire_whole(kind):
+    """The whole GemmStats of an overclocked GEMM -- tiles, deviations, extras -- equals what the
+    same backend with the same variation seed reports locally."""
+    rng = np.random.default_rng(10)
+    with realm_hil.open_accelerator(kind, seed=3) as backend, realm_hil.open_accelerator(kind, seed=3) as local:
+        s = Served(backend)
+        try:
+            with connect(s.address) as remote:
+                for acc in (remote, local):
+                    assert acc.set_clock(OVERCLOCK) == OVERCLOCK
+                    acc.set_policy(STATISTICAL)
+                for m, k, n in [(40, 64, 40), (13, 100, 21), (64, 72, 33)]:
+                    x, w = operands(rng, m, k, n)
+                    y = remote.gemm(x, w)
+                    assert np.array_equal(y, local.gemm(x, w)) and not np.array_equal(y, int32_gemm(x, w))
+                    assert_overclocked(local.last_stats)
+                    assert_same_stats(remote.last_stats, local.last_stats)
+                assert_same_stats(remote.server_stats(), local.last_stats)
+        finally:
+            s.close()
+
+
+def test_stats_extras_and_missing_deviations_cross_the_wire():
+    with realm_hil.open_accelerator("twin", seed=3) as backend:
+        backend.set_clock(OVERCLOCK)
+        backend.set_policy(STATISTICAL)
+        x, w = operands(np.random.default_rng(11), 40, 64, 40)
+        backend.gemm(x, w)
+    stats = backend.last_stats
+    assert_overclocked(stats)
+    extra = {"note": "seed 3", "count": 7, "ratio": 0.25, "nested": {"list": [1, 2]}, "flag": None,
+             "big_endian": np.arange(6, dtype=">i4").reshape(2, 3), "mask": np.array([True, False]),
+             "float": np.linspace(0, 1, 5)}
+    for sent in (dataclasses.replace(stats, extra=extra), dataclasses.replace(stats, col_dev=None, row_dev=None)):
+        meta, arrays = stats_to_wire(sent)
+        a, b = socket.socketpair()
+        with a, b:
+            a.sendall(encode_frame(meta, arrays))
+            header, received = recv_frame(b, 1 << 24)
+        assert_same_stats(stats_from_wire(header, received), sent)
+
+
+def test_abft_correct_and_statistical2d_through_the_server():
+    """`run --board HOST:PORT --abft correct|statistical2d` work from the deviations the server sends."""
+    rng = np.random.default_rng(12)
+    x, w = operands(rng, 40, 64, 40)
+    with realm_hil.open_accelerator("twin", seed=3) as backend, realm_hil.open_accelerator("twin", seed=3) as local:
+        s = Served(backend)
+        try:
+            with connect(s.address) as remote:
+                for acc in (remote, local):
+                    acc.set_clock(OVERCLOCK)
+                for policy in ("correct", "statistical2d"):
+                    over_the_wire, here = (ProtectedGemm(acc, policy, recovery_profile(), measure=True)
+                                           for acc in (remote, local))
+                    for protected in (over_the_wire, here):
+                        protected.site = GemmSite(0, "up", "decode")
+                    assert np.array_equal(over_the_wire.gemm(x, w), int32_gemm(x, w))
+                    here.gemm(x, w)
+                    assert over_the_wire.last_cost.elements_wrong > 0
+                    assert over_the_wire.last_cost == here.last_cost
+                assert here.last_cost.tiles_flagged > 0
+                assert_same_stats(over_the_wire.last_stats, here.last_stats)
+        finally:
+            s.close()
+
+
+def recovery_profile():
+    rule = {"alpha": -0.5, "beta": 25.0, "freq_min": 1}
+    return profile_from_dict({
+        "schema_version": 1, "model": "test", "array_n": 8, "tolerance": 1.0,
+        "classes": {"sensitive": {"components": ["o", "down"], **rule},
+                    "resilient": {"components": ["q", "k", "v", "gate", "up"], **rule}},
+        "approx": {c: [10, 20, 30] for c in ("q", "k", "v", "o", "gate", "up", "down")},
+        "provenance": {"text": "t", "tokens": 1, "seed": 0, "date": "2025-01-01", "grid": "g"},
+    })

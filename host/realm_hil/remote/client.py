@@ -203,9 +203,10 @@ class RemoteAccelerator(Accelerator):
 
     def _read_loop(self) -> None:
         # Sanity bound against a corrupted length: the int32 result, at most ~330 bytes of statistics
-        # per tile (a GEMV with N = max_elements has N / array_n tiles), and room for `extra`.
+        # and two int32 deviation rows per tile (a GEMV with N = max_elements has N / array_n tiles),
+        # and room for `extra`.
         tiles = self.max_elements // self.array_n**2 + (self.max_elements + 1) // self.array_n + 1
-        max_payload = 4 * self.max_elements + 512 * tiles + (1 << 24)
+        max_payload = 4 * self.max_elements + (512 + 8 * self.array_n) * tiles + (1 << 24)
         try:
             while True:
                 header, arrays = recv_frame(self._sock, max_payload)

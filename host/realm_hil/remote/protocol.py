@@ -219,12 +219,19 @@ def recv_frame(sock: socket.socket, max_payload: int) -> tuple[dict, dict[str, n
     return header, view_buffers(recv_exact(sock, prefix.payload_len), specs)
 
 
+DEVIATIONS = ("col_dev", "row_dev")
+
+
 def stats_to_wire(stats: GemmStats) -> tuple[dict, list[tuple[str, np.ndarray]]]:
-    """Tile arrays travel narrowed to the smallest unsigned type holding their values (a histogram
+    """Everything a GemmStats holds: the tile statistics, the per-tile deviations (what `correct`
+    and `statistical2d` work from) and the extras.
+
+    Tile arrays travel narrowed to the smallest unsigned type holding their values (a histogram
     bin of a tile never exceeds the array size, yet is int64 in memory: ~5x fewer bytes), and the
     header records each original dtype so the receiver rebuilds them exactly."""
     columns = [getattr(stats.tiles, name) for name in TILE_FIELDS]
     arrays = [(f"tiles.{name}", _narrow(a)) for name, a in zip(TILE_FIELDS, columns, strict=True)]
+    arrays += [(f"dev.{name}", getattr(stats, name)) for name in DEVIATIONS if getattr(stats, name) is not None]
     raw = {k for k, v in stats.extra.items() if isinstance(v, np.ndarray) and _wire_dtype(v) in WIRE_DTYPES}
     extra = {k: v for k, v in stats.extra.items() if k not in raw}
     arrays += [(f"extra.{k}", stats.extra[k]) for k in raw]
@@ -251,6 +258,14 @@ def stats_from_wire(meta: dict, arrays: dict[str, np.ndarray]) -> GemmStats:
         raise ProtocolError("statistics reply lacks valid tile dtypes")
     tiles = TileStats(**{name: arrays[f"tiles.{name}"].astype(dtype, copy=False)
                          for name, dtype in zip(TILE_FIELDS, dtypes, strict=True)})
-    extra = dict(meta.get("extra", {}))
-    extra.update({k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")})
-    return GemmStats(tiles, tuple(meta["tile_grid"]), extra)
+    grid, extra = meta.get("tile_grid"), meta.get("extra", {})
+    if not (isinstance(grid, list) and len(grid) == 2 and all(type(v) is int for v in grid)):
+        raise ProtocolError(f"statistics reply has a bad tile grid {grid!r}"[:200])
+    if not isinstance(extra, dict):
+        raise ProtocolError("statistics reply has a bad 'extra'")
+    deviations = {name: arrays.get(f"dev.{name}") for name in DEVIATIONS}
+    for name, d in deviations.items():
+        if d is not None and (d.ndim != 2 or len(d) != len(tiles)):
+            raise ProtocolError(f"statistics reply: {name} of shape {d.shape} for {len(tiles)} tiles")
+    extra = {**extra, **{k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")}}
+    return GemmStats(tiles, tuple(grid), **deviations, extra=extra)

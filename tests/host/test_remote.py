@@ -17,7 +17,7 @@ import realm_hil
 from realm_hil.abft.profile import profile_from_dict
 from realm_hil.abft.recovery import ProtectedGemm
 from realm_hil.cli.serve import serve
-from realm_hil.errors import BackendUnavailable
+from realm_hil.errors import BackendUnavailable, InputError
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.remote import RemoteServer, ServerConfig, open_remote
 from realm_hil.remote.protocol import (
@@ -200,6 +200,25 @@ def test_clock_policy_and_errors_keep_the_session(served):
         assert remote.clock_mhz == NOMINAL and remote.policy == PolicyConfig()
 
 
+@pytest.mark.parametrize("allow_force", [False, True])
+def test_force_past_the_ceiling_needs_the_servers_consent(allow_force):
+    with realm_hil.open_accelerator("twin") as backend:  # pynq-z2: ceiling 200 MHz
+        s = Served(backend, dataclasses.replace(CONFIG, allow_force=allow_force))
+        try:
+            with connect(s.address) as remote:
+                with pytest.raises(InputError, match="exceeds the pynq-z2 safety ceiling"):
+                    remote.set_clock(250)
+                if allow_force:
+                    assert remote.set_clock(250, force=True) == 250 == backend.clock_mhz
+                else:
+                    with pytest.raises(InputError, match="refuses clocks forced .* serve --allow-force"):
+                        remote.set_clock(250, force=True)
+                    assert backend.clock_mhz == 100
+                    assert remote.set_clock(150) == 150  # the session goes on
+        finally:
+            s.close()
+
+
 def test_wrong_token_and_unreachable_server(served):
     with pytest.raises(BackendUnavailable, match="rejected the token"):
         connect(served.address, token="not-the-token")
@@ -343,16 +362,16 @@ def test_serve_command_stops_on_ctrl_c_and_restores_the_clock(tmp_path):
     token_file.chmod(0o600)
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVE_WITH_CTRL_C, "--bind", "127.0.0.1:0",
-         "--backend", "reference", "--token-file", str(token_file)],
+         "--backend", "twin", "--token-file", str(token_file), "--allow-force"],
         stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(5):  # python may warn about something first
             line = proc.stderr.readline()
-            if "serving reference on" in line:
+            if "serving twin on" in line:
                 break
         address = line.split(" on ")[1].split(",")[0]
         remote = connect(address)
-        assert remote.set_clock(150) == 150
+        assert remote.set_clock(250, force=True) == 250  # past pynq-z2's ceiling: --allow-force
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     finally:

@@ -60,7 +60,7 @@ def _sigterm_as_ctrl_c():
 
 
 # the options of each mode, keyed by --pynq-remote
-_OWN_OPTIONS = {False: ("backend", "token_file", "max_elements", "idle_timeout"),
+_OWN_OPTIONS = {False: ("backend", "token_file", "max_elements", "idle_timeout", "allow_force"),
                 True: ("board_name", "array_n", "seed", "overlay_dir")}
 
 
@@ -104,6 +104,8 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
               help="largest M*K, K*N and M*N accepted")
 @click.option("--idle-timeout", default=ServerConfig.idle_timeout_s, show_default=True,
               type=click.FloatRange(0, min_open=True), help="seconds before an idle client is disconnected")
+@click.option("--allow-force", is_flag=True,
+              help="let clients force clocks past the board's safety ceiling (refused by default)")
 @click.option("--pynq-remote", is_flag=True,
               help="instead, simulate a ZU board running the PYNQ.remote image (the Verilated accelerator) for "
                    "`realm-hil run --board pynq://...`; like PYNQ.remote it takes no token")
@@ -116,7 +118,8 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
 @click.option("--overlay-dir", type=click.Path(file_okay=False, path_type=Path),
               help="--pynq-remote: where the simulated board's overlay and manifest go [cache]")
 def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, idle_timeout: float,
-          pynq_remote: bool, board_name: str, array_n: int, seed: int, overlay_dir: Path | None) -> None:
+          allow_force: bool, pynq_remote: bool, board_name: str, array_n: int, seed: int,
+          overlay_dir: Path | None) -> None:
     """Serve GEMMs, statistics and clock control to one remote client at a time.
 
     The clock goes back to nominal whenever a client leaves, however it leaves. With --pynq-remote,
@@ -130,7 +133,7 @@ def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, i
     logging.basicConfig(level=logging.INFO, format="realm-hil: %(message)s")
     if token_file is not None and stat.S_IMODE(token_file.stat().st_mode) & 0o077:
         log.warning("token file %s is readable by other users; chmod 600 it", token_file)
-    config = ServerConfig(max_elements=max_elements, idle_timeout_s=idle_timeout)
+    config = ServerConfig(max_elements=max_elements, idle_timeout_s=idle_timeout, allow_force=allow_force)
     with _sigterm_as_ctrl_c():
         with open_accelerator(backend) as acc, RemoteServer(acc, token, bind, config) as server:
             log.info("serving %s on %s, nominal clock %g MHz; Ctrl-C to stop",

@@ -21,7 +21,7 @@ from functools import partial
 import numpy as np
 
 from ..backends.base import Accelerator
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InputError
 from ..stats import GemmStats, PolicyConfig
 from ..tiling import validate_operands
 from .protocol import (
@@ -60,9 +60,9 @@ class RemoteAccelerator(Accelerator):
                  window: int = 8) -> None:
         host, port = parse_address(address)
         if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+            raise InputError(f"timeout must be positive, got {timeout}")
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            raise InputError(f"window must be >= 1, got {window}")
         key = normalize_token(os.environ.get(TOKEN_ENV, "") if token is None else token)
         if not key:
             raise BackendUnavailable(f"no token for the realm-hil server at {address}: "
@@ -116,7 +116,7 @@ class RemoteAccelerator(Accelerator):
         (m, k), n = x.shape, w.shape[1]
         for name, count in (("M*K", m * k), ("K*N", k * n), ("M*N", m * n)):
             if count > self.max_elements:
-                raise ValueError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
+                raise InputError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
                                  f"limit of {self.max_elements} elements")
 
     def set_clock(self, mhz: float, *, force: bool = False) -> float:
@@ -236,8 +236,8 @@ class RemoteAccelerator(Accelerator):
 
     def _request_error(self, header: dict) -> Exception:
         kind, message = header.get("error"), " ".join(str(header.get("message", "")).split())
-        if kind == "value":
-            return ValueError(message)
+        if kind in ("value", "forbidden"):
+            return InputError(f"{self.address}: {message}")
         if kind == "unavailable":
             return BackendUnavailable(f"{self.address}: {message}")
         return RuntimeError(f"realm-hil server at {self.address}: {message}")

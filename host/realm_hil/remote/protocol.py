@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..errors import InputError
 from ..stats import GemmStats, TileStats
 
 MAGIC = b"RHIL"
@@ -79,10 +80,10 @@ def parse_address(address: str, *, listen: bool = False) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"address must be HOST:PORT (e.g. 192.168.2.99:5555), got {address!r}")
+        raise InputError(f"address must be HOST:PORT (e.g. 192.168.2.99:5555), got {address!r}")
     port = int(port_text)
     if not (0 if listen else 1) <= port <= 65535:
-        raise ValueError(f"port must be in 1..65535, got {port}")
+        raise InputError(f"port must be in 1..65535, got {port}")
     return host, port
 
 

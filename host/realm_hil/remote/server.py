@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..backends.base import Accelerator
-from ..errors import RealmError
+from ..errors import InputError, RealmError
 from ..stats import PolicyConfig
 from .protocol import (
     ALIGN,
@@ -51,13 +51,15 @@ class ServerConfig:
     handshake_timeout_s: float = 10.0  # an unauthenticated peer holds the only session slot meanwhile
     io_timeout_s: float = 30.0  # for the rest of a frame once it has started, and for each reply
     idle_timeout_s: float = 600.0  # between requests; frees the board from a forgotten session
+    # Clocks above the safety ceiling (set_clock force) can damage a board; its owner opts in.
+    allow_force: bool = False
 
     def __post_init__(self) -> None:
         if self.max_elements < 1:
-            raise ValueError(f"max_elements must be >= 1, got {self.max_elements}")
+            raise InputError(f"max_elements must be >= 1, got {self.max_elements}")
         for name in ("handshake_timeout_s", "io_timeout_s", "idle_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
 
     @property
     def max_payload(self) -> int:
@@ -75,7 +77,7 @@ class RemoteServer:
                  config: ServerConfig | None = None) -> None:
         token = normalize_token(token)
         if not token:
-            raise ValueError("the shared token must not be empty")
+            raise InputError("the shared token must not be empty")
         host, port = parse_address(address, listen=True)
         family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                        flags=socket.AI_PASSIVE)[0]
@@ -197,7 +199,7 @@ class RemoteServer:
             "ok": True,
             "info": self.backend.info(),
             "policy": asdict(self.backend.policy),
-            "limits": {"max_elements": self.config.max_elements},
+            "limits": {"max_elements": self.config.max_elements, "allow_force": self.config.allow_force},
         }))
         return True
 
@@ -267,6 +269,8 @@ class RemoteServer:
     def _dispatch(self, header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, list]:
         try:
             return getattr(self, f"_op_{header['op']}")(header, arrays)
+        except _Forbidden as exc:
+            return {"ok": False, "error": "forbidden", "message": str(exc)}, []
         except ValueError as exc:
             return {"ok": False, "error": "value", "message": str(exc)}, []
         except RealmError as exc:
@@ -289,24 +293,31 @@ class RemoteServer:
     def _op_set_clock(self, header: dict, arrays: dict) -> tuple[dict, list]:
         mhz, force = header.get("mhz"), header.get("force", False)
         if type(mhz) not in (int, float) or not math.isfinite(mhz) or mhz <= 0:
-            raise ValueError(f"clock must be a positive finite frequency in MHz, got {mhz!r}"[:200])
+            raise InputError(f"clock must be a positive finite frequency in MHz, got {mhz!r}"[:200])
         if type(force) is not bool:
-            raise ValueError("force must be true or false")
+            raise InputError("force must be true or false")
+        if force and not self.config.allow_force:
+            raise _Forbidden("this server refuses clocks forced past the safety ceiling; "
+                             "its owner can allow them with `realm-hil serve --allow-force`")
         return {"ok": True, "mhz": self.backend.set_clock(float(mhz), force=force)}, []
 
     def _op_set_policy(self, header: dict, arrays: dict) -> tuple[dict, list]:
         policy = header.get("policy")
         if not isinstance(policy, dict) or not set(policy) <= set(_POLICY_FIELDS):
-            raise ValueError(f"policy must be an object with keys among {', '.join(_POLICY_FIELDS)}")
+            raise InputError(f"policy must be an object with keys among {', '.join(_POLICY_FIELDS)}")
         for key, value in policy.items():
             expected = str if key == "mode" else int
             if type(value) is not expected:
-                raise ValueError(f"policy field {key} must be {expected.__name__}, got {value!r}"[:200])
+                raise InputError(f"policy field {key} must be {expected.__name__}, got {value!r}"[:200])
         self.backend.set_policy(PolicyConfig(**policy))
         return {"ok": True}, []
 
     def _op_info(self, header: dict, arrays: dict) -> tuple[dict, list]:
         return {"ok": True, "info": self.backend.info()}, []
+
+
+class _Forbidden(Exception):
+    """A request the server's owner has not allowed."""
 
 
 def _linger(conn: socket.socket, seconds: float = 1.0) -> None:

@@ -1,5 +1,6 @@
 """Remote accelerator over loopback: exactness, pipelining, authentication, hostile clients, clock restore."""
 
+import copy
 import dataclasses
 import json
 import signal
@@ -16,21 +17,25 @@ from click.testing import CliRunner
 import realm_hil
 from realm_hil.abft.profile import profile_from_dict
 from realm_hil.abft.recovery import ProtectedGemm
+from realm_hil.backends.reference import ReferenceAccelerator
 from realm_hil.cli.serve import serve
 from realm_hil.errors import BackendUnavailable, InputError
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.remote import RemoteServer, ServerConfig, open_remote
+from realm_hil.remote.auth import TAG_BYTES, FrameAuth
+from realm_hil.remote.client import login
 from realm_hil.remote.protocol import (
     MAGIC,
     PREFIX,
+    SEALED,
     VERSION,
     encode_frame,
     normalize_token,
     parse_address,
+    recv_exact,
     recv_frame,
     stats_from_wire,
     stats_to_wire,
-    token_mac,
 )
 from realm_hil.stats import GemmStats, PolicyConfig, TileStats
 from realm_hil.tiling import int32_gemm
@@ -94,25 +99,35 @@ def connect_when_free(address, deadline_s=5.0):
             time.sleep(0.02)
 
 
-def raw_session(address):
-    sock = socket.create_connection(parse_address(address), timeout=5)
-    challenge, _ = recv_frame(sock, 0)
-    mac = token_mac(normalize_token(TOKEN), bytes.fromhex(challenge["nonce"]))
-    sock.sendall(encode_frame({"op": "hello", "mac": mac.hex()}))
-    ready, _ = recv_frame(sock, 0)
-    assert ready["op"] == "ready"
-    return sock
+class RawSession:
+    """A logged-in connection whose frames the test writes by hand, as a buggy or hostile client would."""
 
+    def __init__(self, address, token=TOKEN):
+        self.sock = socket.create_connection(parse_address(address), timeout=5)
+        self.ready, self.send_auth, self.recv_auth = login(self.sock, normalize_token(token), time.monotonic() + 5)
+        assert self.ready["op"] == "ready"
 
-def raw_frame(header, payload=b"", payload_len=None):
-    head = header if isinstance(header, bytes) else json.dumps(header).encode()
-    size = len(payload) if payload_len is None else payload_len
-    return PREFIX.pack(MAGIC, VERSION, len(head), size) + head + payload
+    def frame(self, header, arrays=()):
+        return encode_frame(header, arrays, self.send_auth)
 
+    def raw_frame(self, head, payload=b"", payload_len=None, version=VERSION):
+        """A sealed frame of any bytes, claiming any payload length."""
+        head = head if isinstance(head, bytes) else json.dumps(head).encode()
+        prefix = PREFIX.pack(MAGIC, version, SEALED, len(head), len(payload) if payload_len is None else payload_len)
+        tag = self.send_auth.header_tag(prefix, head)
+        mac = self.send_auth.payload_mac(tag)
+        mac.update(payload)
+        self.send_auth.advance()
+        return prefix + head + tag + payload + mac.digest()
 
-def reply(sock):
-    header, arrays = recv_frame(sock, 1 << 24)
-    return header
+    def reply(self):
+        return recv_frame(self.sock, 1 << 24, self.recv_auth)[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
 
 
 def assert_same_stats(remote, local):
@@ -253,43 +268,44 @@ def test_bad_requests_are_refused_and_the_session_continues(served):
     x = np.zeros((4, 4), np.int8).tobytes()
     i8, f32 = np.zeros((4, 4), np.int8), np.zeros((4, 4), np.float32)
     tall, wide = np.zeros((2048, 1), np.int8), np.zeros((1, 2048), np.int8)
-    bad = [
-        (raw_frame(b"{not json"), "not JSON"),
-        (raw_frame({"id": 1, "op": "reboot"}), "unknown op"),
-        (raw_frame({"op": "info"}), "integer 'id'"),
-        (raw_frame({"id": 2, "op": "gemm", "buffers": [["x", "<c8", [2, 1]], ["w", "|i1", [1, 16]]]},
-                   bytes(32)), "not allowed"),
-        (encode_frame({"id": 3, "op": "gemm"}, [("x", f32), ("w", i8)]), "dtype int8"),
-        (raw_frame({"id": 4, "op": "gemm", "buffers": [["x", "|i1", [4, 4]], ["w", "|i1", [4, 4]]]}, x),
-         "payload has 16"),
-        (encode_frame({"id": 5, "op": "gemm"}, [("x", tall), ("w", wide)]), "too large"),
-        (encode_frame({"id": 6, "op": "set_clock", "mhz": "fast"}), "positive finite"),
-        (encode_frame({"id": 7, "op": "set_policy", "policy": {"mode": "classic", "freq_min": True}}),
-         "must be int"),
-        (encode_frame({"id": 8, "op": "set_policy", "policy": {"mode": "bogus"}}), "policy mode"),
-    ]
-    with raw_session(served.address) as sock:
+    with RawSession(served.address) as raw:
+        bad = [
+            (lambda: raw.raw_frame(b"{not json"), "not JSON"),
+            (lambda: raw.frame({"id": 1, "op": "reboot"}), "unknown op"),
+            (lambda: raw.frame({"op": "info"}), "integer 'id'"),
+            (lambda: raw.raw_frame({"id": 2, "op": "gemm", "buffers": [["x", "<c8", [2, 1]], ["w", "|i1", [1, 16]]]},
+                                   bytes(32)), "not allowed"),
+            (lambda: raw.frame({"id": 3, "op": "gemm"}, [("x", f32), ("w", i8)]), "dtype int8"),
+            (lambda: raw.raw_frame({"id": 4, "op": "gemm", "buffers": [["x", "|i1", [4, 4]], ["w", "|i1", [4, 4]]]},
+                                   x), "payload has 16"),
+            (lambda: raw.frame({"id": 5, "op": "gemm"}, [("x", tall), ("w", wide)]), "too large"),
+            (lambda: raw.frame({"id": 6, "op": "set_clock", "mhz": "fast"}), "positive finite"),
+            (lambda: raw.frame({"id": 7, "op": "set_policy", "policy": {"mode": "classic", "freq_min": True}}),
+             "must be int"),
+            (lambda: raw.frame({"id": 8, "op": "set_policy", "policy": {"mode": "bogus"}}), "policy mode"),
+        ]
         for frame, message in bad:
-            sock.sendall(frame)
-            header = reply(sock)
+            raw.sock.sendall(frame())
+            header = raw.reply()
             assert header["ok"] is False and message in header["message"], header
-        sock.sendall(encode_frame({"id": 9, "op": "info"}))
-        assert reply(sock) == {"id": 9, "ok": True, "info": served.backend.info(), "buffers": []}
+        raw.sock.sendall(raw.frame({"id": 9, "op": "info"}))
+        assert raw.reply() == {"id": 9, "ok": True, "info": served.backend.info(), "buffers": []}
     assert served.backend.clock_mhz == NOMINAL and served.backend.policy == PolicyConfig()
 
 
 @pytest.mark.parametrize("frame, kind", [
-    (np.random.default_rng(9).bytes(64).replace(MAGIC, b"xxxx"), "protocol"),
-    (raw_frame({"id": 1, "op": "gemm", "buffers": [["x", "|i1", [LIMIT, 4096]], ["w", "|i1", [4096, 1]]]},
-               payload_len=LIMIT * 4096 + 4096), "too_large"),
-    (PREFIX.pack(MAGIC, VERSION + 1, 2, 0) + b"{}", "version"),
+    (lambda raw: np.random.default_rng(9).bytes(64).replace(MAGIC, b"xxxx"), "protocol"),
+    (lambda raw: raw.raw_frame({"id": 1, "op": "gemm", "buffers": [["x", "|i1", [LIMIT, 4096]],
+                                                                   ["w", "|i1", [4096, 1]]]},
+                               payload_len=LIMIT * 4096 + 4096), "too_large"),
+    (lambda raw: raw.raw_frame(b"{}", version=VERSION + 1), "version"),
 ], ids=["garbage", "too_large", "version"])
 def test_garbage_and_oversized_frames_close_only_that_connection(served, frame, kind):
-    with raw_session(served.address) as sock:
-        sock.sendall(frame)
-        header = reply(sock)
+    with RawSession(served.address) as raw:
+        raw.sock.sendall(frame(raw))
+        header = raw.reply()
         assert header["ok"] is False and header["error"] == kind and header["id"] is None
-        assert sock.recv(1) == b""
+        assert raw.sock.recv(1) == b""
     x, w = operands(np.random.default_rng(5), 16, 16, 16)
     with connect_when_free(served.address) as remote:
         assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w))
@@ -297,15 +313,182 @@ def test_garbage_and_oversized_frames_close_only_that_connection(served, frame, 
 
 def test_half_a_frame_then_gone_restores_the_clock(served):
     x, w = operands(np.random.default_rng(6), 64, 576, 576)
-    frame = encode_frame({"id": 2, "op": "gemm"}, [("x", x), ("w", w)])
-    with raw_session(served.address) as sock:
-        sock.sendall(encode_frame({"id": 1, "op": "set_clock", "mhz": 150}))
-        assert reply(sock)["mhz"] == 150
+    with RawSession(served.address) as raw:
+        raw.sock.sendall(raw.frame({"id": 1, "op": "set_clock", "mhz": 150}))
+        assert raw.reply()["mhz"] == 150
         assert served.backend.clock_mhz == 150
-        sock.sendall(frame[: len(frame) // 2])
+        frame = raw.frame({"id": 2, "op": "gemm"}, [("x", x), ("w", w)])
+        raw.sock.sendall(frame[: len(frame) // 2])
     with connect_when_free(served.address) as remote:
         assert remote.clock_mhz == NOMINAL == served.backend.clock_mhz
         assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w))
+
+
+class Recording(ReferenceAccelerator):
+    """The reference backend, logging every call that reaches the device."""
+
+    def __init__(self):
+        super().__init__(nominal_mhz=NOMINAL)
+        self.calls = []
+
+    def _gemm(self, x, w):
+        self.calls.append(("gemm", x.shape, w.shape))
+        return super()._gemm(x, w)
+
+    def set_clock(self, mhz, *, force=False):
+        self.calls.append(("set_clock", mhz))
+        return super().set_clock(mhz, force=force)
+
+    def set_policy(self, policy):
+        self.calls.append(("set_policy", policy.mode))
+        super().set_policy(policy)
+
+
+def flip(frame, offset):
+    return frame[:offset] + bytes([frame[offset] ^ 1]) + frame[offset + 1:]
+
+
+def sealed_with(auth, seq):
+    auth = copy.copy(auth)
+    auth.seq = seq
+    return auth
+
+
+def attack_frame(attack, raw, genuine):
+    """The bytes an attacker sends after the genuine frames; every one would change the device if accepted."""
+    set_clock = {"id": 3, "op": "set_clock", "mhz": 140}
+    if attack == "tampered header":
+        frame = raw.frame(set_clock)
+        return flip(frame, frame.index(b"140") + 1)  # a valid request still: 150 MHz
+    if attack == "tampered payload":
+        return flip(raw.frame({"id": 3, "op": "gemm"}, [("x", np.ones((8, 8), np.int8)),
+                                                        ("w", np.ones((8, 8), np.int8))]), -40)
+    if attack == "replayed":
+        return genuine[0]  # set_clock 150 again, after set_clock 120
+    if attack == "reordered":
+        raw.frame({"id": 3, "op": "info"})  # sealed, never sent
+        return raw.frame({"id": 4, "op": "set_clock", "mhz": 140})
+    if attack == "injected unsealed":
+        return encode_frame(set_clock)
+    if attack == "injected forged":  # no token: a guessed key, the right sequence number
+        return encode_frame(set_clock, auth=sealed_with(FrameAuth(bytes(32)), raw.send_auth.seq))
+    if attack == "reflected":  # authentic, but in the other direction
+        return encode_frame(set_clock, auth=sealed_with(raw.recv_auth, raw.send_auth.seq))
+    raise AssertionError(attack)
+
+
+ATTACKS = ["tampered header", "tampered payload", "replayed", "reordered", "injected unsealed", "injected forged",
+           "reflected"]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_a_frame_failing_authentication_ends_the_session_and_touches_nothing(attack):
+    backend = Recording()
+    s = Served(backend)
+    try:
+        with RawSession(s.address) as raw:
+            sent = [raw.frame({"id": 1, "op": "set_clock", "mhz": 150}), raw.frame({"id": 2, "op": "set_clock",
+                                                                                    "mhz": 120})]
+            for frame in sent:
+                raw.sock.sendall(frame)
+                assert raw.reply()["ok"] is True
+            assert backend.calls == [("set_clock", 150), ("set_clock", 120)]
+            raw.sock.sendall(attack_frame(attack, raw, sent))
+            header = raw.reply()
+            assert (header["ok"], header["error"], header["id"]) == (False, "auth", None), header
+            assert raw.sock.recv(1) == b""
+    finally:
+        s.close()
+    # nothing but the two genuine requests, then the restore at the session's end
+    assert backend.calls == [("set_clock", 150), ("set_clock", 120), ("set_clock", NOMINAL), ("set_policy", "off")]
+
+
+class Meddler:
+    """A relay between a client and the server that passes every byte through, except that it
+    hands each frame from the server to `meddle(frame, sealed_index)` and forwards what it returns."""
+
+    def __init__(self, upstream, meddle):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.upstream, self.meddle = upstream, meddle
+        self.threads = [threading.Thread(target=self._relay, daemon=True)]
+        self.threads[0].start()
+
+    def _relay(self):
+        client, _ = self.listener.accept()
+        server = socket.create_connection(parse_address(self.upstream))
+        self.socks = (client, server)
+        up = threading.Thread(target=self._pump, args=(client, server), daemon=True)
+        up.start()
+        self.threads.append(up)
+        sealed = 0
+        try:
+            while True:
+                prefix = recv_exact(server, PREFIX.size)
+                _, _, flags, header_len, payload_len = PREFIX.unpack(prefix)
+                frame = prefix + recv_exact(server, header_len + payload_len + (2 * TAG_BYTES if flags else 0))
+                if flags:
+                    frame, sealed = self.meddle(frame, sealed), sealed + 1
+                client.sendall(frame)
+        except OSError:
+            hang_up(client)
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+        except OSError:
+            pass
+        hang_up(sink)
+
+    def close(self):
+        self.listener.close()
+        for sock in getattr(self, "socks", ()):
+            hang_up(sock)
+
+
+def hang_up(sock):
+    """shutdown, not only close: a close does not send the FIN while another thread is blocked reading."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+def tamper_result(frame, index):
+    """Flip one bit of the GEMM result in the third sealed reply (ready, info, then the GEMM)."""
+    if index != 2:
+        return frame
+    header_len = PREFIX.unpack(frame[:PREFIX.size])[3]
+    return flip(frame, PREFIX.size + header_len + TAG_BYTES)
+
+
+def inject_clock(frame, index):
+    """Before the reply to set_clock (request id 1), a forged reply claiming 999 MHz."""
+    if index != 2:
+        return frame
+    return encode_frame({"id": 1, "ok": True, "mhz": 999.0}, auth=sealed_with(FrameAuth(bytes(32)), 2)) + frame
+
+
+def test_the_client_rejects_server_frames_failing_authentication(served):
+    x, w = operands(np.random.default_rng(14), 8, 16, 8)
+    for meddle, request in ((tamper_result, lambda remote: remote.gemm(x, w)),
+                            (inject_clock, lambda remote: remote.set_clock(150))):
+        relay = Meddler(served.address, meddle)
+        try:
+            remote = connect(relay.address)
+            assert remote.info()["backend"] == "reference"
+            with pytest.raises(BackendUnavailable, match="failed authentication"):
+                request(remote)
+            with pytest.raises(BackendUnavailable):
+                remote.info()  # the connection stays failed
+            remote.close()
+        finally:
+            relay.close()
+        with connect_when_free(served.address) as remote:  # the server went on
+            assert np.array_equal(remote.gemm(x, w), int32_gemm(x, w)) and remote.clock_mhz == NOMINAL
 
 
 KILLED_CLIENT = """

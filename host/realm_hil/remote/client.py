@@ -12,8 +12,10 @@ import concurrent.futures
 import itertools
 import os
 import queue
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -24,6 +26,7 @@ from ..backends.base import Accelerator
 from ..errors import BackendUnavailable, InputError
 from ..stats import GemmStats, PolicyConfig
 from ..tiling import validate_operands
+from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
     TOKEN_ENV,
     VERSION,
@@ -31,9 +34,13 @@ from .protocol import (
     encode_frame,
     normalize_token,
     parse_address,
+    parse_header,
     recv_frame,
+    recv_head,
+    recv_payload,
+    recv_prefix,
+    send_frame,
     stats_from_wire,
-    token_mac,
     tune_socket,
 )
 
@@ -72,7 +79,7 @@ class RemoteAccelerator(Accelerator):
         sock = connect_socket(host, port, timeout, f"the realm-hil server at {address}",
                               "is `realm-hil serve` running?")
         try:
-            ready = _handshake(sock, key, address, timeout)
+            ready, self._send_auth, self._recv_auth = _handshake(sock, key, address, timeout)
             tune_socket(sock)
             sock.settimeout(None)  # from here on, waits are bounded per reply instead (see _wait)
         except BaseException:
@@ -160,11 +167,11 @@ class RemoteAccelerator(Accelerator):
         future = concurrent.futures.Future()
         future.add_done_callback(lambda _: self._window.release())
         request_id = next(self._ids)
-        frame = encode_frame(dict(header, id=request_id), arrays)
         with self._lock:
             if self._broken is None:
+                # sealed and queued under one lock, so frames go out in the order of their sequence numbers
+                self._outbox.put(encode_frame(dict(header, id=request_id), arrays, self._send_auth))
                 self._pending[request_id] = (future, decode)
-                self._outbox.put(frame)
                 return future
             reason = self._broken
         future.set_exception(BackendUnavailable(reason))
@@ -209,7 +216,7 @@ class RemoteAccelerator(Accelerator):
         max_payload = 4 * self.max_elements + (512 + 8 * self.array_n) * tiles + (1 << 24)
         try:
             while True:
-                header, arrays = recv_frame(self._sock, max_payload)
+                header, arrays = recv_frame(self._sock, max_payload, self._recv_auth)
                 self._deliver(header, arrays)
         except (OSError, ProtocolError) as exc:
             self._fail(f"lost the connection to {self.address}: {exc}")
@@ -272,30 +279,56 @@ def connect_socket(host: str, port: int, timeout: float, where: str, hint: str) 
         raise BackendUnavailable(f"cannot reach {where}: {exc.strerror or exc}") from None
 
 
-def _handshake(sock: socket.socket, key: bytes, address: str, timeout: float) -> dict:
+def login(sock: socket.socket, token: bytes, deadline: float) -> tuple[dict, FrameAuth, FrameAuth]:
+    """The client's side of the login: the server's "ready" header and the tags to send and to check.
+
+    A refusal (busy, wrong token) raises _Refused with the server's reply.
+    """
+    challenge, _ = recv_frame(sock, 0, deadline=deadline)
+    if challenge.get("op") != "challenge":
+        raise _Refused(challenge)
+    server_nonce = bytes.fromhex(challenge["nonce"])
+    if len(server_nonce) != NONCE_BYTES:
+        raise ProtocolError(f"the challenge nonce has {len(server_nonce)} bytes, not {NONCE_BYTES}")
+    client_nonce = secrets.token_bytes(NONCE_BYTES)
+    keys = SessionKeys.derive(token, server_nonce, client_nonce)
+    send_frame(sock, encode_frame({"op": "hello", "nonce": client_nonce.hex(), "mac": keys.login.hex()}), deadline)
+    send, receive = FrameAuth(keys.client_to_server), FrameAuth(keys.server_to_client)
+    # A sealed "ready" also proves the server holds the token; a refusal comes unsealed.
+    prefix = recv_prefix(sock, 0, deadline)
+    head, tag = recv_head(sock, prefix, receive if prefix.sealed else None, deadline)
+    reply = parse_header(head)
+    recv_payload(sock, prefix, receive if prefix.sealed else None, tag, deadline)
+    if not prefix.sealed:
+        raise _Refused(reply)
+    if reply.get("op") != "ready" or reply.get("ok") is not True:
+        raise ProtocolError(f"expected the server's ready, got {reply!r}"[:200])
+    return reply, send, receive
+
+
+class _Refused(Exception):
+    def __init__(self, reply: dict) -> None:
+        super().__init__(reply.get("message", reply))
+        self.reply = reply
+
+
+def _handshake(sock: socket.socket, key: bytes, address: str, timeout: float) -> tuple[dict, FrameAuth, FrameAuth]:
     where = f"the realm-hil server at {address}"
-    sock.settimeout(timeout)
     try:
-        challenge, _ = recv_frame(sock, max_payload=0)
-        if challenge.get("op") == "challenge":
-            mac = token_mac(key, bytes.fromhex(challenge["nonce"]))
-            sock.sendall(encode_frame({"op": "hello", "mac": mac.hex()}))
-            ready, _ = recv_frame(sock, max_payload=0)
-            if ready.get("op") == "ready" and ready.get("ok") is True:
-                return ready
-            challenge = ready
+        return login(sock, key, time.monotonic() + timeout)
     except TimeoutError:
         raise BackendUnavailable(f"{where} did not answer within {timeout:g} s") from None
     except (ProtocolError, KeyError, TypeError, ValueError) as exc:
         raise BackendUnavailable(f"{address} does not speak realm-hil protocol v{VERSION}: {exc}") from None
     except OSError as exc:
         raise BackendUnavailable(f"{where} dropped the connection during the handshake: {exc}") from None
-    error = challenge.get("error")
-    if error == "busy":
+    except _Refused as exc:
+        reply = exc.reply
+    if reply.get("error") == "busy":
         raise BackendUnavailable(f"{where} is busy: another client is connected")
-    if error == "auth":
+    if reply.get("error") == "auth":
         raise BackendUnavailable(f"{where} rejected the token (check {TOKEN_ENV} or token=)")
-    raise BackendUnavailable(f"{where} refused the connection: {challenge.get('message', challenge)}")
+    raise BackendUnavailable(f"{where} refused the connection: {reply.get('message', reply)}")
 
 
 def open_remote(address: str, token: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,

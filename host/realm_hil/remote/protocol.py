@@ -1,33 +1,37 @@
 """Wire format of the remote accelerator: length-prefixed frames of a JSON header and raw buffers.
 
-A frame is a fixed prefix (magic, protocol version, header length, payload length), a UTF-8
-JSON object, then the payload: the arrays the header's "buffers" list describes as
+A frame is a fixed prefix (magic, protocol version, flags, header length, payload length), a
+UTF-8 JSON object, then the payload: the arrays the header's "buffers" list describes as
 [name, dtype, shape], concatenated in that order, each starting at a multiple of 8 bytes so the
 receiver can view them in place with numpy. Arrays never go through JSON: a 64x576x576 GEMM
 moves ~0.5 MB, and decoding that from text would cost more than the GEMM itself.
 
-Only little-endian integer and bool dtypes cross the wire, so a frame can be validated from its
-header alone (sizes, shapes, dtypes) before any payload byte is read.
+Every frame after the login is sealed (auth.py): a tag follows the header and another the
+payload. The header's tag is checked before the header is parsed, and only little-endian
+integer and bool dtypes cross the wire, so a request can be validated from its authentic header
+alone (sizes, shapes, dtypes) before any payload byte is read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
 import socket
 import struct
+import time
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from ..errors import InputError
 from ..stats import GemmStats, TileStats
+from .auth import TAG_BYTES, FrameAuth
 
 MAGIC = b"RHIL"
-VERSION = 1
-PREFIX = struct.Struct("!4sHxxIQ")
+VERSION = 2  # 2: sealed frames after a login that derives session keys from both sides' nonces
+PREFIX = struct.Struct("!4sHBxIQ")
+SEALED = 0x01  # prefix flag: the header and the payload are each followed by a tag
 MAX_HEADER_BYTES = 64 * 1024
 ALIGN = 8
 WIRE_DTYPES = frozenset({"|i1", "|u1", "|b1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"})
@@ -41,15 +45,17 @@ class ProtocolError(Exception):
     def __init__(self, message: str, kind: str = "protocol", fatal: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
-        # Fatal: the byte stream can no longer be trusted to be at a frame boundary.
+        # Fatal: the byte stream can no longer be trusted to be at a frame boundary, or to come from the peer.
         self.fatal = fatal
         self.request_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Prefix:
+    raw: bytes  # covered by the header tag
     header_len: int
     payload_len: int
+    sealed: bool
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,6 @@ class BufferSpec:
 def normalize_token(token: str | bytes) -> bytes:
     """Surrounding whitespace (a token file's trailing newline) is not part of the token."""
     return (token.encode() if isinstance(token, str) else bytes(token)).strip()
-
-
-def token_mac(token: bytes, nonce: bytes) -> bytes:
-    """Challenge response: proves the token without sending it, and a recorded reply is useless later."""
-    return hmac.new(token, nonce, hashlib.sha256).digest()
 
 
 def parse_address(address: str, *, listen: bool = False) -> tuple[str, int]:
@@ -104,8 +105,9 @@ def _pad(n: int) -> int:
     return -n % ALIGN
 
 
-def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = ()) -> bytes:
-    """One frame; arrays are converted to little-endian contiguous copies, so callers may reuse theirs."""
+def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = (), auth: FrameAuth | None = None) -> bytes:
+    """One frame, sealed with the sender's next tag when `auth` is given; arrays are converted to
+    little-endian contiguous copies, so callers may reuse theirs."""
     wire = []
     for name, a in arrays:
         a = np.asarray(a)
@@ -118,7 +120,15 @@ def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = ()) -> byt
     for _, a in wire:
         parts += [a.tobytes(), bytes(_pad(a.nbytes))]
         payload_len += a.nbytes + _pad(a.nbytes)
-    return b"".join([PREFIX.pack(MAGIC, VERSION, len(head), payload_len), head, *parts])
+    prefix = PREFIX.pack(MAGIC, VERSION, 0 if auth is None else SEALED, len(head), payload_len)
+    if auth is None:
+        return b"".join([prefix, head, *parts])
+    header_tag = auth.header_tag(prefix, head)
+    mac = auth.payload_mac(header_tag)
+    for part in parts:
+        mac.update(part)
+    auth.advance()
+    return b"".join([prefix, head, header_tag, *parts, mac.digest()])
 
 
 def _json_default(value):
@@ -130,41 +140,94 @@ def _json_default(value):
     return str(value)
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytearray:
+def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None) -> int:
+    """recv_into bounded by an absolute deadline (a whole exchange), else by the socket's timeout (each read)."""
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        sock.settimeout(left)
+    return sock.recv_into(view)
+
+
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytearray:
     """Exactly n bytes; ConnectionError when the peer closes first."""
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
-        k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        k = _recv_into(sock, view[got:got + (1 << 20)], deadline)
         if k == 0:
             raise ConnectionError(f"peer closed the connection after {got} of {n} bytes")
         got += k
     return buf
 
 
-def recv_discard(sock: socket.socket, n: int) -> None:
-    scratch = bytearray(min(n, 1 << 16))
-    while n > 0:
-        k = sock.recv_into(scratch, min(n, len(scratch)))
-        if k == 0:
-            raise ConnectionError("peer closed the connection inside a frame")
-        n -= k
+def send_frame(sock: socket.socket, frame: bytes, deadline: float) -> None:
+    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+    sock.sendall(frame)
 
 
-def recv_prefix(sock: socket.socket, max_payload: int) -> Prefix:
-    magic, version, header_len, payload_len = PREFIX.unpack(recv_exact(sock, PREFIX.size))
+def recv_prefix(sock: socket.socket, max_payload: int, deadline: float | None = None) -> Prefix:
+    raw = bytes(recv_exact(sock, PREFIX.size, deadline))
+    magic, version, flags, header_len, payload_len = PREFIX.unpack(raw)
     if magic != MAGIC:
         raise ProtocolError("not a realm-hil frame (bad magic)", fatal=True)
     if version != VERSION:
         raise ProtocolError(f"protocol version {version} unsupported; this side speaks {VERSION}",
                             kind="version", fatal=True)
+    if flags & ~SEALED:
+        raise ProtocolError(f"unknown frame flags {flags:#04x}", fatal=True)
     if not 2 <= header_len <= MAX_HEADER_BYTES:
         raise ProtocolError(f"header of {header_len} bytes outside 2..{MAX_HEADER_BYTES}", fatal=True)
     if payload_len > max_payload:
         raise ProtocolError(f"payload of {payload_len} bytes exceeds the limit of {max_payload}",
                             kind="too_large", fatal=True)
-    return Prefix(header_len, payload_len)
+    return Prefix(raw, header_len, payload_len, bool(flags & SEALED))
+
+
+def recv_head(sock: socket.socket, prefix: Prefix, auth: FrameAuth | None,
+              deadline: float | None = None) -> tuple[bytearray, bytes | None]:
+    """The raw header and, for a sealed frame, its tag, already checked: nothing unauthenticated gets parsed."""
+    if prefix.sealed != (auth is not None):
+        what = "an unauthenticated frame" if auth is not None else "a sealed frame before the login"
+        raise ProtocolError(f"{what} (was it injected?)", kind="auth", fatal=True)
+    head = recv_exact(sock, prefix.header_len, deadline)
+    if auth is None:
+        return head, None
+    tag = bytes(recv_exact(sock, TAG_BYTES, deadline))
+    _check_tag(auth.header_tag(prefix.raw, head), tag)
+    return head, tag
+
+
+def recv_payload(sock: socket.socket, prefix: Prefix, auth: FrameAuth | None, header_tag: bytes | None,
+                 deadline: float | None = None, *, keep: bool = True) -> bytearray | None:
+    """The payload (or, keep=False, its bytes read and dropped), checked against its tag; ends the frame."""
+    mac = None if auth is None else auth.payload_mac(header_tag)
+    if keep:
+        payload = recv_exact(sock, prefix.payload_len, deadline)
+        if mac is not None:
+            mac.update(payload)
+    else:
+        payload, scratch, left = None, bytearray(min(prefix.payload_len, 1 << 16)), prefix.payload_len
+        view = memoryview(scratch)
+        while left > 0:
+            k = _recv_into(sock, view[:min(left, len(scratch))], deadline)
+            if k == 0:
+                raise ConnectionError("peer closed the connection inside a frame")
+            if mac is not None:
+                mac.update(view[:k])
+            left -= k
+    if auth is not None:
+        _check_tag(mac.digest(), bytes(recv_exact(sock, TAG_BYTES, deadline)))
+        auth.advance()
+    return payload
+
+
+def _check_tag(expected: bytes, got: bytes) -> None:
+    if not hmac.compare_digest(expected, got):
+        raise ProtocolError("frame failed authentication (altered, replayed, reordered or injected)",
+                            kind="auth", fatal=True)
 
 
 def parse_header(raw: bytes) -> dict:
@@ -212,12 +275,14 @@ def view_buffers(payload: bytearray, specs: dict[str, BufferSpec]) -> dict[str, 
     }
 
 
-def recv_frame(sock: socket.socket, max_payload: int) -> tuple[dict, dict[str, np.ndarray]]:
+def recv_frame(sock: socket.socket, max_payload: int, auth: FrameAuth | None = None,
+               deadline: float | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """A whole frame, for the side that trusts its peer's framing (the client reading replies)."""
-    prefix = recv_prefix(sock, max_payload)
-    header = parse_header(recv_exact(sock, prefix.header_len))
+    prefix = recv_prefix(sock, max_payload, deadline)
+    head, tag = recv_head(sock, prefix, auth, deadline)
+    header = parse_header(head)
     specs = buffer_layout(header, prefix.payload_len)
-    return header, view_buffers(recv_exact(sock, prefix.payload_len), specs)
+    return header, view_buffers(recv_payload(sock, prefix, auth, tag, deadline), specs)
 
 
 DEVIATIONS = ("col_dev", "row_dev")

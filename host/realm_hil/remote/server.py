@@ -22,6 +22,7 @@ import numpy as np
 from ..backends.base import Accelerator
 from ..errors import InputError, RealmError
 from ..stats import PolicyConfig
+from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
     ALIGN,
     ProtocolError,
@@ -30,11 +31,11 @@ from .protocol import (
     normalize_token,
     parse_address,
     parse_header,
-    recv_discard,
-    recv_exact,
+    recv_head,
+    recv_payload,
     recv_prefix,
+    send_frame,
     stats_to_wire,
-    token_mac,
     tune_socket,
     view_buffers,
 )
@@ -66,8 +67,17 @@ class ServerConfig:
         return 2 * (self.max_elements + ALIGN)
 
 
-def error_reply(request_id, kind: str, message: str) -> bytes:
-    return encode_frame({"id": request_id, "ok": False, "error": kind, "message": message})
+def error_reply(request_id, kind: str, message: str, auth: FrameAuth | None = None) -> bytes:
+    return encode_frame({"id": request_id, "ok": False, "error": kind, "message": message}, auth=auth)
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """A logged-in connection: every frame is sealed with `send` and checked with `receive`."""
+
+    conn: socket.socket
+    send: FrameAuth
+    receive: FrameAuth
 
 
 class RemoteServer:
@@ -159,9 +169,10 @@ class RemoteServer:
         try:
             with conn:
                 tune_socket(conn)
-                if self._handshake(conn, who):
+                channel = self._handshake(conn, who)
+                if channel is not None:
                     log.info("client %s connected", who)
-                    self._serve_client(conn)
+                    self._serve_client(channel)
         except (OSError, ProtocolError) as exc:
             log.info("client %s gone: %s", who, exc)
         except Exception:
@@ -179,46 +190,53 @@ class RemoteServer:
         except Exception:
             log.exception("could not restore the nominal clock %.3f MHz", self.nominal_mhz)
 
-    def _handshake(self, conn: socket.socket, who: str) -> bool:
-        conn.settimeout(self.config.handshake_timeout_s)
-        nonce = secrets.token_bytes(32)
-        conn.sendall(encode_frame({"op": "challenge", "nonce": nonce.hex()}))
-        prefix = recv_prefix(conn, max_payload=0)
-        hello = parse_header(recv_exact(conn, prefix.header_len))
-        mac = hello.get("mac")
-        try:
-            given = bytes.fromhex(mac) if isinstance(mac, str) else b""
-        except ValueError:
-            given = b""
-        if hello.get("op") != "hello" or not hmac.compare_digest(given, token_mac(self._token, nonce)):
+    def _handshake(self, conn: socket.socket, who: str) -> _Channel | None:
+        deadline = time.monotonic() + self.config.handshake_timeout_s
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        send_frame(conn, encode_frame({"op": "challenge", "nonce": nonce.hex()}), deadline)
+        prefix = recv_prefix(conn, 0, deadline)
+        head, tag = recv_head(conn, prefix, None, deadline)
+        hello = parse_header(head)
+        recv_payload(conn, prefix, None, tag, deadline)
+        client_nonce, mac = _hex(hello.get("nonce")), _hex(hello.get("mac"))
+        if hello.get("op") != "hello" or len(client_nonce) != NONCE_BYTES:
+            log.warning("rejected %s: not a hello", who)
+            send_frame(conn, error_reply(None, "protocol", f"expected a hello with a nonce of {NONCE_BYTES} bytes"),
+                       deadline)
+            return None
+        keys = SessionKeys.derive(self._token, nonce, client_nonce)
+        if not hmac.compare_digest(mac, keys.login):
             log.warning("rejected %s: wrong token", who)
-            conn.sendall(error_reply(None, "auth", "the server rejected the token"))
-            return False
-        conn.sendall(encode_frame({
+            send_frame(conn, error_reply(None, "auth", "the server rejected the token"), deadline)
+            return None
+        channel = _Channel(conn, FrameAuth(keys.server_to_client), FrameAuth(keys.client_to_server))
+        send_frame(conn, encode_frame({
             "op": "ready",
             "ok": True,
             "info": self.backend.info(),
             "policy": asdict(self.backend.policy),
             "limits": {"max_elements": self.config.max_elements, "allow_force": self.config.allow_force},
-        }))
-        return True
+        }, auth=channel.send), deadline)
+        return channel
 
-    def _serve_client(self, conn: socket.socket) -> None:
+    def _serve_client(self, channel: _Channel) -> None:
+        conn = channel.conn
         while not self._stop.is_set():
             try:
-                header, arrays = self._next_request(conn)
+                header, arrays = self._next_request(channel)
             except ProtocolError as exc:
                 conn.settimeout(self.config.io_timeout_s)
-                conn.sendall(error_reply(exc.request_id, exc.kind, str(exc)))
+                conn.sendall(error_reply(exc.request_id, exc.kind, str(exc), channel.send))
                 if exc.fatal:
                     _linger(conn)
                     raise
                 continue
             reply, out = self._dispatch(header, arrays)
             conn.settimeout(self.config.io_timeout_s)
-            conn.sendall(encode_frame(dict(reply, id=header["id"]), out))
+            conn.sendall(encode_frame(dict(reply, id=header["id"]), out, channel.send))
 
-    def _next_request(self, conn: socket.socket) -> tuple[dict, dict[str, np.ndarray]]:
+    def _next_request(self, channel: _Channel) -> tuple[dict, dict[str, np.ndarray]]:
+        conn = channel.conn
         conn.settimeout(self.config.idle_timeout_s)
         try:
             prefix = recv_prefix(conn, self.config.max_payload)
@@ -226,17 +244,18 @@ class RemoteServer:
             raise ProtocolError(f"no request for {self.config.idle_timeout_s:g} s; closing the session",
                                 kind="idle", fatal=True) from None
         conn.settimeout(self.config.io_timeout_s)
+        head, tag = recv_head(conn, prefix, channel.receive)
         header = None
         try:
-            header = parse_header(recv_exact(conn, prefix.header_len))
+            header = parse_header(head)
             specs = buffer_layout(header, prefix.payload_len)
             self._check_request(header, specs)
         except ProtocolError as exc:
             if header is not None and _is_id(header.get("id")):
                 exc.request_id = header["id"]
-            recv_discard(conn, prefix.payload_len)
+            recv_payload(conn, prefix, channel.receive, tag, keep=False)
             raise
-        return header, view_buffers(recv_exact(conn, prefix.payload_len), specs)
+        return header, view_buffers(recv_payload(conn, prefix, channel.receive, tag), specs)
 
     def _check_request(self, header: dict, specs: dict) -> None:
         if not _is_id(header.get("id")):
@@ -333,6 +352,13 @@ def _linger(conn: socket.socket, seconds: float = 1.0) -> None:
                 return
     except OSError:
         pass
+
+
+def _hex(value) -> bytes:
+    try:
+        return bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        return b""
 
 
 def _is_id(value) -> bool:

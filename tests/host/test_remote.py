@@ -234,6 +234,44 @@ def test_force_past_the_ceiling_needs_the_servers_consent(allow_force):
             s.close()
 
 
+def test_reconnect_right_after_a_clean_close_is_never_busy(served):
+    x, w = operands(np.random.default_rng(15), 8, 8, 8)
+    for i in range(30):
+        with connect(served.address) as remote:  # no retry: close() returns once the server is free
+            assert remote.clock_mhz == NOMINAL
+            remote.set_clock(150 + i)
+            remote.set_policy(PolicyConfig("classic"))
+            remote.gemm(x, w)
+    assert served.backend.clock_mhz == NOMINAL and served.backend.policy == PolicyConfig()
+
+
+def test_a_slow_login_loses_the_slot_at_the_handshake_deadline():
+    with realm_hil.open_accelerator("reference", nominal_mhz=NOMINAL) as backend:
+        s = Served(backend, dataclasses.replace(CONFIG, handshake_timeout_s=1.0))
+        try:
+            sock = socket.create_connection(parse_address(s.address), timeout=5)
+            challenge, _ = recv_frame(sock, 0)
+            hello = encode_frame({"op": "hello", "nonce": bytes(32).hex(), "mac": bytes(32).hex()})
+            start, closed = time.monotonic(), False
+            sock.settimeout(0.2)
+            for byte in hello:  # a byte every 0.2 s: every single read is well within the timeout
+                try:
+                    sock.sendall(bytes([byte]))
+                    closed = sock.recv(1) == b""
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed = True
+                if closed or time.monotonic() - start > 4:
+                    break
+            sock.close()
+            assert closed and time.monotonic() - start < 2.5
+            with connect(s.address) as remote:
+                assert remote.info()["backend"] == "reference"
+        finally:
+            s.close()
+
+
 def test_wrong_token_and_unreachable_server(served):
     with pytest.raises(BackendUnavailable, match="rejected the token"):
         connect(served.address, token="not-the-token")

@@ -152,12 +152,20 @@ class RemoteAccelerator(Accelerator):
     def close(self) -> None:
         if self._closed:
             return
-        super().close()
-        self._fail(f"the connection to {self.address} is closed")
-        self._outbox.put(None)
-        for thread in (self._reader, self._writer):
-            thread.join(self.timeout)
-        self._sock.close()
+        try:
+            # The server restores its clock, answers, frees the session and only then hangs up:
+            # once the reader sees the hang-up, a new connection is never refused as busy.
+            self._wait(self._call({"op": "bye"}))
+            self._reader.join(self.timeout)
+        except BackendUnavailable:
+            pass  # already disconnected: the server restores the clock on its own
+        finally:
+            super().close()
+            self._fail(f"the connection to {self.address} is closed")
+            self._outbox.put(None)
+            for thread in (self._reader, self._writer):
+                thread.join(self.timeout)
+            self._sock.close()
 
     def _call(self, header: dict, arrays: list = (), decode: Callable = lambda header, arrays: header):
         if self._closed:

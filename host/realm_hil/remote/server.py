@@ -42,7 +42,7 @@ from .protocol import (
 
 log = logging.getLogger("realm_hil.remote")
 
-OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info"})
+OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info", "bye"})
 _POLICY_FIELDS = tuple(f.name for f in fields(PolicyConfig))
 
 
@@ -166,29 +166,48 @@ class RemoteServer:
 
     def _session(self, conn: socket.socket, peer) -> None:
         who = _peer(peer)
+        channel = bye = None
         try:
-            with conn:
-                tune_socket(conn)
-                channel = self._handshake(conn, who)
-                if channel is not None:
-                    log.info("client %s connected", who)
-                    self._serve_client(channel)
+            tune_socket(conn)
+            channel = self._handshake(conn, who)
+            if channel is not None:
+                log.info("client %s connected", who)
+                bye = self._serve_client(channel)
+                log.info("client %s said goodbye", who)
         except (OSError, ProtocolError) as exc:
             log.info("client %s gone: %s", who, exc)
         except Exception:
             log.exception("session with %s failed", who)
         finally:
+            self._end_session(conn, channel, bye)
+
+    def _end_session(self, conn: socket.socket, channel: _Channel | None, bye: int | None) -> None:
+        """Restore, answer a goodbye, free the slot, hang up -- in this order: a client that sees the
+        hang-up finds the server free for its next connection and the board back at its nominal clock."""
+        try:
+            restored = self._restore()
+            if bye is not None:
+                reply = {"ok": True} if restored else {
+                    "ok": False, "error": "backend", "message": f"could not restore the nominal clock "
+                                                                f"{self.nominal_mhz:g} MHz; see the server's log"}
+                conn.settimeout(self.config.io_timeout_s)
+                conn.sendall(encode_frame(dict(reply, id=bye), auth=channel.send))
+        except OSError:
+            pass
+        finally:
             with self._lock:
                 self._conn = None
-            self._restore()
             self._slot.release()
+            conn.close()
 
-    def _restore(self) -> None:
+    def _restore(self) -> bool:
         try:
             self.backend.set_clock(self.nominal_mhz)
             self.backend.set_policy(self._startup_policy)
         except Exception:
             log.exception("could not restore the nominal clock %.3f MHz", self.nominal_mhz)
+            return False
+        return True
 
     def _handshake(self, conn: socket.socket, who: str) -> _Channel | None:
         deadline = time.monotonic() + self.config.handshake_timeout_s
@@ -219,7 +238,8 @@ class RemoteServer:
         }, auth=channel.send), deadline)
         return channel
 
-    def _serve_client(self, channel: _Channel) -> None:
+    def _serve_client(self, channel: _Channel) -> int | None:
+        """Requests until the client says goodbye (returns the id to answer once the clock is restored)."""
         conn = channel.conn
         while not self._stop.is_set():
             try:
@@ -231,6 +251,8 @@ class RemoteServer:
                     _linger(conn)
                     raise
                 continue
+            if header["op"] == "bye":
+                return header["id"]
             reply, out = self._dispatch(header, arrays)
             conn.settimeout(self.config.io_timeout_s)
             conn.sendall(encode_frame(dict(reply, id=header["id"]), out, channel.send))

@@ -18,6 +18,7 @@ import realm_hil
 from realm_hil.abft.profile import profile_from_dict
 from realm_hil.abft.recovery import ProtectedGemm
 from realm_hil.backends.reference import ReferenceAccelerator
+from realm_hil.cli.main import cli
 from realm_hil.cli.serve import serve
 from realm_hil.errors import BackendUnavailable, InputError
 from realm_hil.llm.gemm import GemmSite
@@ -613,6 +614,33 @@ def test_serve_command_refuses_without_address_or_token(monkeypatch):
     assert result.exit_code == 2 and "REALM_HIL_TOKEN" in result.output
     result = runner.invoke(serve, ["--bind", ":5555", "--backend", "reference"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    *(["--idle-timeout", value] for value in ("1e10", "inf", "nan", "-inf", "0", "-1")),
+    *(["--max-elements", value] for value in ("0", "1e10", str(1 << 40))),
+    ["--pynq-remote", "--seed", "-1"],
+], ids=lambda args: " ".join(args))
+def test_serve_refuses_numbers_out_of_range_in_one_line(args, monkeypatch):
+    def started(*_):
+        pytest.fail(f"serve started with {args}")
+    monkeypatch.setattr(RemoteServer, "serve_forever", started)
+    monkeypatch.setattr("realm_hil.remote.pynq_remote.PynqRemoteServer.wait", started)
+    result = CliRunner().invoke(cli, ["serve", "--bind", "127.0.0.1:0", *args], env={"REALM_HIL_TOKEN": TOKEN})
+    assert result.exit_code == 2 and f"Invalid value for '{args[-2]}'" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("field, value", [
+    *(("idle_timeout_s", v) for v in (1e10, float("inf"), float("nan"), 0, -1, "5", True)),
+    *(("handshake_timeout_s", v) for v in (float("nan"), 1e10)),
+    *(("io_timeout_s", v) for v in (float("inf"), 0.0)),
+    *(("max_elements", v) for v in (0, 1 << 40, 2.5, True)),
+    ("allow_force", 1),
+])
+def test_server_config_refuses_values_out_of_range(field, value):
+    with pytest.raises(InputError, match=field):
+        ServerConfig(**{field: value})
 
 
 @pytest.mark.sim

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import stat
@@ -15,7 +16,7 @@ from click.core import ParameterSource
 
 from .. import BACKENDS, open_accelerator
 from ..remote.protocol import TOKEN_ENV, normalize_token, parse_address
-from ..remote.server import RemoteServer, ServerConfig
+from ..remote.server import MAX_ELEMENTS, MAX_TIMEOUT_S, RemoteServer, ServerConfig
 from ..remote.sim_overlay import BOARD_NAMES, SimBoardConfig, write_sim_overlay
 from ..toolchain import cache_dir
 
@@ -27,6 +28,12 @@ def _check_bind(ctx, param, value: str) -> str:
         parse_address(value, listen=True)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_seconds(ctx, param, value: float) -> float:
+    if math.isnan(value):
+        raise click.BadParameter("nan is not a number of seconds")
     return value
 
 
@@ -100,10 +107,11 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
               help="the accelerator to serve")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"file holding the shared token [default: ${TOKEN_ENV}]")
-@click.option("--max-elements", default=ServerConfig.max_elements, show_default=True, type=click.IntRange(1),
-              help="largest M*K, K*N and M*N accepted")
-@click.option("--idle-timeout", default=ServerConfig.idle_timeout_s, show_default=True,
-              type=click.FloatRange(0, min_open=True), help="seconds before an idle client is disconnected")
+@click.option("--max-elements", default=ServerConfig.max_elements, show_default=True,
+              type=click.IntRange(1, MAX_ELEMENTS), help="largest M*K, K*N and M*N accepted")
+@click.option("--idle-timeout", default=ServerConfig.idle_timeout_s, show_default=True, callback=_check_seconds,
+              type=click.FloatRange(0, MAX_TIMEOUT_S, min_open=True),
+              help="seconds before an idle client is disconnected")
 @click.option("--allow-force", is_flag=True,
               help="let clients force clocks past the board's safety ceiling (refused by default)")
 @click.option("--pynq-remote", is_flag=True,
@@ -113,7 +121,7 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
               help="--pynq-remote: the board to simulate")
 @click.option("--array-n", default=SimBoardConfig.array_n, show_default=True, type=click.IntRange(4, 32),
               help="--pynq-remote: array size of the simulated overlay")
-@click.option("--seed", default=SimBoardConfig.seed, show_default=True, type=int,
+@click.option("--seed", default=SimBoardConfig.seed, show_default=True, type=click.IntRange(0),
               help="--pynq-remote: per-PE variation map of the modeled array clock")
 @click.option("--overlay-dir", type=click.Path(file_okay=False, path_type=Path),
               help="--pynq-remote: where the simulated board's overlay and manifest go [cache]")

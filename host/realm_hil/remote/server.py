@@ -46,6 +46,10 @@ OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info", "bye"})
 _POLICY_FIELDS = tuple(f.name for f in fields(PolicyConfig))
 
 
+MAX_ELEMENTS = 1 << 28  # a 256 MB int8 operand, a 1 GB int32 result: beyond any board's DDR
+MAX_TIMEOUT_S = 86400.0  # a day: past any sane wait, and far inside what a socket timeout can hold
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     max_elements: int = 1 << 24  # bound on M*K, K*N and M*N of one GEMM
@@ -56,11 +60,15 @@ class ServerConfig:
     allow_force: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_elements < 1:
-            raise InputError(f"max_elements must be >= 1, got {self.max_elements}")
+        if type(self.max_elements) is not int or not 1 <= self.max_elements <= MAX_ELEMENTS:
+            raise InputError(f"max_elements must be an integer in 1..{MAX_ELEMENTS}, got {self.max_elements!r}")
         for name in ("handshake_timeout_s", "io_timeout_s", "idle_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise InputError(f"{name} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            # `not 0 < value <= max` also refuses NaN
+            if type(value) not in (int, float) or not 0 < value <= MAX_TIMEOUT_S:
+                raise InputError(f"{name} must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {value!r}")
+        if type(self.allow_force) is not bool:
+            raise InputError(f"allow_force must be True or False, got {self.allow_force!r}")
 
     @property
     def max_payload(self) -> int:

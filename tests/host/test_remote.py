@@ -309,7 +309,7 @@ def test_bad_requests_are_refused_and_the_session_continues(served):
     tall, wide = np.zeros((2048, 1), np.int8), np.zeros((1, 2048), np.int8)
     with RawSession(served.address) as raw:
         bad = [
-            (lambda: raw.raw_frame(b"{not json"), "not JSON"),
+            (lambda: raw.raw_frame(b"{not json"), "not valid JSON"),
             (lambda: raw.frame({"id": 1, "op": "reboot"}), "unknown op"),
             (lambda: raw.frame({"op": "info"}), "integer 'id'"),
             (lambda: raw.raw_frame({"id": 2, "op": "gemm", "buffers": [["x", "<c8", [2, 1]], ["w", "|i1", [1, 16]]]},
@@ -330,6 +330,45 @@ def test_bad_requests_are_refused_and_the_session_continues(served):
         raw.sock.sendall(raw.frame({"id": 9, "op": "info"}))
         assert raw.reply() == {"id": 9, "ok": True, "info": served.backend.info(), "buffers": []}
     assert served.backend.clock_mhz == NOMINAL and served.backend.policy == PolicyConfig()
+
+
+MALFORMED_HEADERS = {
+    "deep nesting": (b'{"id": 1, "op": "info", "x": ' + b"[" * 30000 + b"]" * 30000 + b"}", "nested too deeply"),
+    "huge integer": (b'{"id": 1, "op": "info", "x": ' + b"9" * 5000 + b"}", "integer string conversion"),
+    "huge float": (b'{"id": 1, "op": "info", "x": 1e999}', "out of range"),
+    "NaN": (b'{"id": 1, "op": "set_clock", "mhz": NaN}', "NaN is not a JSON number"),
+    "Infinity": (b'{"id": 1, "op": "set_clock", "mhz": Infinity}', "Infinity is not a JSON number"),
+    "-Infinity": (b'{"id": 1, "op": "set_clock", "mhz": -Infinity}', "-Infinity is not a JSON number"),
+    "not UTF-8": (b'{"id": 1, "op": "info", "x": "\xff"}', "not UTF-8"),
+    "UTF-16": ('{"id": 1, "op": "info"}'.encode("utf-16"), "not UTF-8"),
+    "not an object": (b"[1, 2]", "must be a JSON object"),
+}
+
+
+def test_malformed_headers_get_an_error_reply_and_the_session_goes_on(served):
+    with RawSession(served.address) as raw:
+        for head, message in MALFORMED_HEADERS.values():
+            raw.sock.sendall(raw.raw_frame(head))
+            header = raw.reply()
+            assert (header["ok"], header["error"], header["id"]) == (False, "protocol", None), header
+            assert message in header["message"], header
+            raw.sock.sendall(raw.frame({"id": 2, "op": "info"}))
+            assert raw.reply()["ok"] is True
+    assert served.backend.clock_mhz == NOMINAL
+
+
+def test_serve_bind_errors_are_one_line():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        cases = [(f"127.0.0.1:{port}", f"port {port} is in use"),
+                 ("192.0.2.1:5555", "192.0.2.1 is not an address of this machine"),  # TEST-NET-1, never local
+                 ("no-such-host.invalid:5555", "unknown host 'no-such-host.invalid'")]
+        for bind, message in cases:
+            result = CliRunner().invoke(cli, ["serve", "--bind", bind, "--backend", "reference"],
+                                        env={"REALM_HIL_TOKEN": TOKEN})
+            assert result.exit_code == 2, result.output
+            assert result.output.startswith(f"realm-hil: error: cannot listen on {bind}: {message}")
+            assert result.output.count("\n") == 1
 
 
 @pytest.mark.parametrize("frame, kind", [

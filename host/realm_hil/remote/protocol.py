@@ -115,7 +115,8 @@ def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = (), auth: 
             raise ValueError(f"array {name!r} has dtype {a.dtype}, which does not cross the wire")
         wire.append((name, np.ascontiguousarray(a, dtype=_wire_dtype(a))))
     header = dict(header, buffers=[[name, a.dtype.str, list(a.shape)] for name, a in wire])
-    head = json.dumps(header, separators=(",", ":"), default=_json_default).encode()
+    # allow_nan=False: never send what the receiving parse_header refuses
+    head = json.dumps(header, separators=(",", ":"), default=_json_default, allow_nan=False).encode()
     parts, payload_len = [], 0
     for _, a in wire:
         parts += [a.tobytes(), bytes(_pad(a.nbytes))]
@@ -231,13 +232,29 @@ def _check_tag(expected: bytes, got: bytes) -> None:
 
 
 def parse_header(raw: bytes) -> dict:
+    """A JSON object in strict UTF-8, with finite numbers only; anything else is a (non-fatal) ProtocolError."""
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"header is not JSON: {exc}") from None
+        header = json.loads(bytes(raw).decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"header is not UTF-8: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("header is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, a non-finite number, an integer past the digit limit
+        raise ProtocolError(f"header is not valid JSON: {exc}"[:300]) from None
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")
     return header
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def buffer_layout(header: dict, payload_len: int) -> dict[str, BufferSpec]:

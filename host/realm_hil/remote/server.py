@@ -8,6 +8,7 @@ board left overclocked by a vanished client corrupts the next user's results sil
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import math
@@ -96,15 +97,12 @@ class RemoteServer:
         token = normalize_token(token)
         if not token:
             raise InputError("the shared token must not be empty")
-        host, port = parse_address(address, listen=True)
-        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                       flags=socket.AI_PASSIVE)[0]
+        self._listener = _listen(address)
         self.backend = backend
         self.config = config or ServerConfig()
         self.nominal_mhz = backend.clock_mhz
         self._startup_policy = backend.policy
         self._token = token
-        self._listener = socket.create_server(sockaddr[:2], family=family)
         self._stop = threading.Event()
         self._slot = threading.Lock()
         self._lock = threading.Lock()
@@ -363,6 +361,24 @@ class RemoteServer:
 
     def _op_info(self, header: dict, arrays: dict) -> tuple[dict, list]:
         return {"ok": True, "info": self.backend.info()}, []
+
+
+def _listen(address: str) -> socket.socket:
+    host, port = parse_address(address, listen=True)
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise InputError(f"cannot listen on {address}: unknown host {host!r} ({exc.strerror})") from None
+    try:
+        return socket.create_server(sockaddr[:2], family=family)
+    except OSError as exc:
+        reason = {
+            errno.EADDRINUSE: f"port {port} is in use (is another server running?)",
+            errno.EADDRNOTAVAIL: f"{host} is not an address of this machine",
+            errno.EACCES: f"no permission to listen on port {port}",
+        }.get(exc.errno, exc.strerror or str(exc))
+        raise InputError(f"cannot listen on {address}: {reason}") from None
 
 
 class _Forbidden(Exception):

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import functools
 import json
 import signal
 import socket
@@ -422,6 +423,47 @@ class Recording(ReferenceAccelerator):
         super().set_policy(policy)
 
 
+class SlowReference(Recording):
+    """A reference backend whose GEMMs take a second, as a large one on a board does."""
+
+    def _gemm(self, x, w):
+        self.calls.append(("gemm", x.shape, w.shape))
+        time.sleep(1.0)
+        return ReferenceAccelerator._gemm(self, x, w)
+
+
+def test_close_waits_for_the_gemm_in_flight_through_ctrl_c():
+    backend = SlowReference()
+    s = Served(backend)
+    x, w = operands(np.random.default_rng(17), 9, 10, 11)
+    remote = connect(s.address)
+    remote.set_clock(150)
+    pending = remote.submit(x, w)
+    while len(backend.calls) < 2:
+        time.sleep(0.01)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctrl_c = functools.partial(signal.pthread_kill, threading.main_thread().ident, signal.SIGINT)
+    timers = [threading.Timer(delay, ctrl_c) for delay in (0.2, 0.4)]
+    try:
+        for timer in timers:
+            timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            s.server.close()
+        calls_when_close_returned = list(backend.calls)
+    finally:
+        for timer in timers:
+            timer.join()
+        signal.signal(signal.SIGINT, previous)
+    # close() gave the interrupt back only once the GEMM had run and the clock was restored
+    assert calls_when_close_returned == [("set_clock", 150), ("gemm", x.shape, w.shape), ("set_clock", NOMINAL),
+                                         ("set_policy", "off")]
+    assert np.array_equal(pending.result()[0], int32_gemm(x, w))
+    with pytest.raises(BackendUnavailable, match="shutting down"):
+        remote.info()
+    remote.close()
+    s.thread.join(5)
+
+
 def flip(frame, offset):
     return frame[:offset] + bytes([frame[offset] ^ 1]) + frame[offset + 1:]
 
@@ -640,6 +682,58 @@ def test_serve_command_stops_on_ctrl_c_and_restores_the_clock(tmp_path):
     assert proc.returncode == 0, err
     assert "stopped; clock restored to 100 MHz" in err
     with pytest.raises(BackendUnavailable):
+        remote.info()
+    remote.close()
+
+
+def start_serve(tmp_path, *args):
+    """`realm-hil serve` in a subprocess with a foreground terminal's Ctrl-C; returns it and its address."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_WITH_CTRL_C, "--bind", "127.0.0.1:0",
+                             "--token-file", str(token_file), *args], stderr=subprocess.PIPE, text=True)
+    for _ in range(5):  # python may warn about something first
+        line = proc.stderr.readline()
+        if "serving " in line:
+            return proc, line.split(" on ")[1].split(",")[0]
+    proc.kill()
+    raise AssertionError(f"serve did not start: {line}{proc.communicate()[1]}")
+
+
+STOP_SIGNALS = {"SIGINT": [signal.SIGINT], "SIGINT SIGINT": [signal.SIGINT, signal.SIGINT],
+                "SIGTERM SIGINT": [signal.SIGTERM, signal.SIGINT]}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("signals", STOP_SIGNALS)
+def test_serve_sim_stops_cleanly_on_signals_during_a_gemm(tmp_path, signals):
+    """The server waits for the GEMM in flight, then restores the clock, then frees the model: a
+    second signal during that wait must not make it free the model under the running GEMM."""
+    rng = np.random.default_rng(16)
+    x, w = operands(rng, 256, 1024, 1024)  # seconds on the Verilated array
+    proc, address = start_serve(tmp_path, "--backend", "sim")
+    try:
+        remote = connect(address, timeout=120)
+        assert remote.set_clock(OVERCLOCK) == OVERCLOCK
+        pending = remote.submit(x, w)
+        time.sleep(1.0)
+        assert not pending.future.done(), "the GEMM must still be running when the signals arrive"
+        for sig in STOP_SIGNALS[signals]:
+            proc.send_signal(sig)
+            time.sleep(0.1)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, f"exit {proc.returncode}: {err}"
+    assert "stopped; clock restored to 100 MHz" in err
+    # the GEMM ran to its end on a live model, at the overclock: bit for bit what the twin computes
+    with realm_hil.open_accelerator("twin") as twin:
+        twin.set_clock(OVERCLOCK)
+        expected = twin.gemm(x, w)
+    y, _ = pending.result()
+    assert np.array_equal(y, expected) and not np.array_equal(y, int32_gemm(x, w))
+    with pytest.raises(BackendUnavailable, match="shutting down"):
         remote.info()
     remote.close()
 

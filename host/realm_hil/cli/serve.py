@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import signal
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
 from .. import BACKENDS, open_accelerator
+from ..errors import RealmError
 from ..remote.protocol import TOKEN_ENV, normalize_token, parse_address
 from ..remote.server import MAX_ELEMENTS, MAX_TIMEOUT_S, RemoteServer, ServerConfig
 from ..remote.sim_overlay import BOARD_NAMES, SimBoardConfig, write_sim_overlay
@@ -49,21 +50,39 @@ def _read_token(token_file: Path | None) -> bytes:
     return token
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _StopSignals:
+    """The first SIGINT or SIGTERM (systemd, kill) stops the server: it calls `stop` once one is set,
+    else raises KeyboardInterrupt like Ctrl-C. Later ones only say it is still stopping, because
+    stopping waits for the request in flight and restores the clock before the backend is freed: a
+    second Ctrl-C that cut this short freed the sim's model under a running GEMM (a segfault) and
+    could leave a board overclocked."""
 
+    def __init__(self) -> None:
+        self.stop: Callable[[], None] | None = None
+        self._stopping = False
+        self._previous: dict = {}
 
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c():
-    """SIGTERM (systemd, kill) stops a server like Ctrl-C, so the same cleanup restores the clock."""
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            signums = [signal.SIGTERM]
+            # a server started with Ctrl-C ignored (nohup, a background job) keeps ignoring it
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                signums.append(signal.SIGINT)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in signums}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self._stopping:
+            log.warning("still stopping: waiting for the request in flight, then restoring the clock")
+            return
+        self._stopping = True
+        if self.stop is None:
+            raise KeyboardInterrupt
+        self.stop()
 
 
 # the options of each mode, keyed by --pynq-remote
@@ -86,7 +105,7 @@ def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | No
     manifest = write_sim_overlay(overlay_dir or cache_dir("pynq-remote", f"{config.board}-n{config.array_n}"), config)
     board = SimBoard(config)
     try:
-        with _sigterm_as_ctrl_c(), PynqRemoteServer(board, bind) as server:
+        with _StopSignals(), PynqRemoteServer(board, bind) as server:
             log.info("simulating a %s (N=%d) for PYNQ.remote clients on %s; Ctrl-C to stop",
                      config.board, config.array_n, server.address)
             log.info("on the workstation: realm-hil run --board pynq://%s --board-name %s --manifest %s",
@@ -142,14 +161,18 @@ def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, i
     if token_file is not None and stat.S_IMODE(token_file.stat().st_mode) & 0o077:
         log.warning("token file %s is readable by other users; chmod 600 it", token_file)
     config = ServerConfig(max_elements=max_elements, idle_timeout_s=idle_timeout, allow_force=allow_force)
-    with _sigterm_as_ctrl_c():
-        with open_accelerator(backend) as acc, RemoteServer(acc, token, bind, config) as server:
+    with _StopSignals() as signals, open_accelerator(backend) as acc:
+        with RemoteServer(acc, token, bind, config) as server:
             log.info("serving %s on %s, nominal clock %g MHz; Ctrl-C to stop",
                      acc.name, server.address, server.nominal_mhz)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                log.info("stopping")
+            # a flag serve_forever polls, not an exception that could land anywhere in it
+            signals.stop = server.stop
+            server.serve_forever()
+            log.info("stopping")
+        # the session has ended: nothing uses the backend any more, and it is still open to ask
+        if acc.clock_mhz != server.nominal_mhz:
+            raise RealmError(f"stopped, but the clock is at {acc.clock_mhz:g} MHz, not the nominal "
+                                     f"{server.nominal_mhz:g} MHz; see the log above")
         log.info("stopped; clock restored to %g MHz", server.nominal_mhz)
 
 

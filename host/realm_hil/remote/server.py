@@ -106,8 +106,9 @@ class RemoteServer:
         self._stop = threading.Event()
         self._slot = threading.Lock()
         self._lock = threading.Lock()
-        self._conn: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._stop_requested = False  # by stop(), which a signal handler may call: a plain flag takes no lock
+        # the current session: its socket, its thread, and an event set once it no longer uses the backend
+        self._session_state: tuple[socket.socket, threading.Thread, threading.Event] | None = None
 
     @property
     def address(self) -> str:
@@ -115,8 +116,8 @@ class RemoteServer:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def serve_forever(self, poll_s: float = 0.2) -> None:
-        self._listener.settimeout(poll_s)  # so close() from another thread is noticed promptly
-        while not self._stop.is_set():
+        self._listener.settimeout(poll_s)  # so close() or stop() is noticed promptly
+        while not (self._stop.is_set() or self._stop_requested):
             try:
                 conn, peer = self._listener.accept()
             except TimeoutError:
@@ -132,14 +133,18 @@ class RemoteServer:
                 self._refuse_busy(conn, peer)
                 continue
             with self._lock:
-                if self._stop.is_set():  # close() ran while we accepted: it will not join this session
+                if self._stop.is_set():  # close() ran while we accepted: it will not wait for this session
                     conn.close()
                     self._slot.release()
                     return
-                self._conn = conn
-                self._thread = threading.Thread(target=self._session, args=(conn, peer),
-                                                name=f"realm-hil session {peer[0]}", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._session, args=(conn, peer, ended := threading.Event()),
+                                          name=f"realm-hil session {peer[0]}", daemon=True)
+                self._session_state = conn, thread, ended
+                thread.start()
+
+    def stop(self) -> None:
+        """Make serve_forever return within its poll interval; safe to call from a signal handler."""
+        self._stop_requested = True
 
     def _refuse_busy(self, conn: socket.socket, peer) -> None:
         log.info("refused %s: busy", _peer(peer))
@@ -151,18 +156,32 @@ class RemoteServer:
                 pass
 
     def close(self) -> None:
-        """Stop accepting and end the current session, which restores the nominal clock."""
+        """Stop accepting, let the request in flight finish and be answered, end the session (which
+        restores the nominal clock), and only then return -- a Ctrl-C meanwhile is held back until
+        then -- so the caller may free the backend: a session still inside a GEMM would use it freed.
+        """
         with self._lock:
             self._stop.set()
-            conn, thread = self._conn, self._thread
-        if conn is not None:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if thread is not None:
-            thread.join()
+            session = self._session_state
         self._listener.close()
+        if session is None:
+            return
+        conn, thread, ended = session
+        try:
+            conn.shutdown(socket.SHUT_RD)  # wakes a session waiting for a request; replies still go out
+        except OSError:
+            pass
+        interrupted = False
+        # an Event, not thread.join(): an interrupted join can mark a running thread stopped (CPython 3.11)
+        while thread.is_alive() and not ended.is_set():
+            try:
+                ended.wait()
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("still stopping: waiting for the request in flight, then restoring the clock")
+        conn.close()  # in case the session thread never started
+        if interrupted:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> RemoteServer:
         return self
@@ -170,7 +189,7 @@ class RemoteServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _session(self, conn: socket.socket, peer) -> None:
+    def _session(self, conn: socket.socket, peer, ended: threading.Event) -> None:
         who = _peer(peer)
         channel = bye = None
         try:
@@ -179,15 +198,16 @@ class RemoteServer:
             if channel is not None:
                 log.info("client %s connected", who)
                 bye = self._serve_client(channel)
-                log.info("client %s said goodbye", who)
         except (OSError, ProtocolError) as exc:
-            log.info("client %s gone: %s", who, exc)
+            if not self._stop.is_set():
+                log.info("client %s gone: %s", who, exc)
         except Exception:
             log.exception("session with %s failed", who)
         finally:
-            self._end_session(conn, channel, bye)
+            self._end_session(conn, who, channel, bye)
+            ended.set()
 
-    def _end_session(self, conn: socket.socket, channel: _Channel | None, bye: int | None) -> None:
+    def _end_session(self, conn: socket.socket, who: str, channel: _Channel | None, bye: int | None) -> None:
         """Restore, answer a goodbye, free the slot, hang up -- in this order: a client that sees the
         hang-up finds the server free for its next connection and the board back at its nominal clock."""
         try:
@@ -198,11 +218,16 @@ class RemoteServer:
                                                                 f"{self.nominal_mhz:g} MHz; see the server's log"}
                 conn.settimeout(self.config.io_timeout_s)
                 conn.sendall(encode_frame(dict(reply, id=bye), auth=channel.send))
+                log.info("client %s said goodbye", who)
+            elif channel is not None and self._stop.is_set():
+                conn.settimeout(self.config.io_timeout_s)
+                conn.sendall(error_reply(None, "shutdown", "the server is shutting down", channel.send))
+                log.info("ended the session with %s: the server is stopping", who)
         except OSError:
             pass
         finally:
             with self._lock:
-                self._conn = None
+                self._session_state = None
             self._slot.release()
             conn.close()
 

@@ -776,6 +776,12 @@ def test_server_config_refuses_values_out_of_range(field, value):
         ServerConfig(**{field: value})
 
 
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e10, 0, -1])
+def test_client_refuses_timeouts_out_of_range(timeout):
+    with pytest.raises(InputError, match="timeout must be a number of seconds"):
+        open_remote("127.0.0.1:1", TOKEN, timeout=timeout)
+
+
 @pytest.mark.sim
 def test_sim_backend_behind_the_server():
     with realm_hil.open_accelerator("sim") as backend:

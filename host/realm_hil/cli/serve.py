@@ -16,8 +16,8 @@ from click.core import ParameterSource
 
 from .. import BACKENDS, open_accelerator
 from ..errors import RealmError
-from ..remote.protocol import TOKEN_ENV, normalize_token, parse_address
-from ..remote.server import MAX_ELEMENTS, MAX_TIMEOUT_S, RemoteServer, ServerConfig
+from ..remote.protocol import MAX_TIMEOUT_S, TOKEN_ENV, normalize_token, parse_address
+from ..remote.server import MAX_ELEMENTS, RemoteServer, ServerConfig
 from ..remote.sim_overlay import BOARD_NAMES, SimBoardConfig, write_sim_overlay
 from ..toolchain import cache_dir
 

@@ -28,6 +28,7 @@ from ..stats import GemmStats, PolicyConfig
 from ..tiling import validate_operands
 from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
+    MAX_TIMEOUT_S,
     TOKEN_ENV,
     VERSION,
     ProtocolError,
@@ -66,8 +67,8 @@ class RemoteAccelerator(Accelerator):
     def __init__(self, address: str, token: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                  window: int = 8) -> None:
         host, port = parse_address(address)
-        if not timeout > 0:
-            raise InputError(f"timeout must be positive, got {timeout}")
+        if not 0 < timeout <= MAX_TIMEOUT_S:  # refuses NaN too
+            raise InputError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {timeout}")
         if window < 1:
             raise InputError(f"window must be >= 1, got {window}")
         key = normalize_token(os.environ.get(TOKEN_ENV, "") if token is None else token)

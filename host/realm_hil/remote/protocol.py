@@ -37,6 +37,7 @@ ALIGN = 8
 WIRE_DTYPES = frozenset({"|i1", "|u1", "|b1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"})
 TILE_FIELDS = tuple(f.name for f in fields(TileStats))
 TOKEN_ENV = "REALM_HIL_TOKEN"
+MAX_TIMEOUT_S = 86400.0  # a day: past any sane wait, and far inside what a socket timeout can hold
 
 
 class ProtocolError(Exception):

@@ -1,9 +1,10 @@
 """Serve one accelerator to one authenticated client at a time over TCP.
 
-Every request is checked from its header (op, ids, dtypes, shapes, size bounds) before its payload
-is read or the backend is touched, and whatever way a session ends -- clean close, crash, garbage,
-timeout, Ctrl-C -- the backend's clock and policy go back to what they were at startup, because a
-board left overclocked by a vanished client corrupts the next user's results silently.
+Every frame after the login is authenticated (auth.py); every request is checked from its header
+(op, ids, dtypes, shapes, size bounds) before its payload is read or the backend is touched; and
+whatever way a session ends -- goodbye, crash, garbage, timeout, Ctrl-C -- the backend's clock and
+policy go back to what they were at startup, because a board left overclocked by a vanished client
+corrupts the next user's results silently.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..stats import PolicyConfig
 from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
     ALIGN,
+    MAX_TIMEOUT_S,
     ProtocolError,
     buffer_layout,
     encode_frame,
@@ -48,7 +50,6 @@ _POLICY_FIELDS = tuple(f.name for f in fields(PolicyConfig))
 
 
 MAX_ELEMENTS = 1 << 28  # a 256 MB int8 operand, a 1 GB int32 result: beyond any board's DDR
-MAX_TIMEOUT_S = 86400.0  # a day: past any sane wait, and far inside what a socket timeout can hold
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,8 @@ class RemoteServer:
         """Restore, answer a goodbye, free the slot, hang up -- in this order: a client that sees the
         hang-up finds the server free for its next connection and the board back at its nominal clock."""
         try:
-            restored = self._restore()
+            # nothing changes the backend before the login
+            restored = channel is None or self._restore()
             if bye is not None:
                 reply = {"ok": True} if restored else {
                     "ok": False, "error": "backend", "message": f"could not restore the nominal clock "

@@ -172,7 +172,7 @@ def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, i
         # the session has ended: nothing uses the backend any more, and it is still open to ask
         if acc.clock_mhz != server.nominal_mhz:
             raise RealmError(f"stopped, but the clock is at {acc.clock_mhz:g} MHz, not the nominal "
-                                     f"{server.nominal_mhz:g} MHz; see the log above")
+                             f"{server.nominal_mhz:g} MHz; see the log above")
         log.info("stopped; clock restored to %g MHz", server.nominal_mhz)
 
 

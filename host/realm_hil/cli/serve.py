@@ -77,11 +77,12 @@ class _StopSignals:
 
     def _handle(self, signum, frame) -> None:
         if self._stopping:
-            log.warning("still stopping: waiting for the request in flight, then restoring the clock")
+            log.warning("still stopping: waiting for the request in flight (if any), then restoring the clock")
             return
         self._stopping = True
         if self.stop is None:
             raise KeyboardInterrupt
+        log.info("stopping")
         self.stop()
 
 
@@ -168,7 +169,6 @@ def serve(bind: str, backend: str, token_file: Path | None, max_elements: int, i
             # a flag serve_forever polls, not an exception that could land anywhere in it
             signals.stop = server.stop
             server.serve_forever()
-            log.info("stopping")
         # the session has ended: nothing uses the backend any more, and it is still open to ask
         if acc.clock_mhz != server.nominal_mhz:
             raise RealmError(f"stopped, but the clock is at {acc.clock_mhz:g} MHz, not the nominal "

@@ -179,7 +179,7 @@ class RemoteServer:
                 ended.wait()
             except KeyboardInterrupt:
                 interrupted = True
-                log.warning("still stopping: waiting for the request in flight, then restoring the clock")
+                log.warning("still stopping: waiting for the request in flight (if any), then restoring the clock")
         conn.close()  # in case the session thread never started
         if interrupted:
             raise KeyboardInterrupt

@@ -12,8 +12,10 @@ import concurrent.futures
 import itertools
 import os
 import queue
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -21,19 +23,25 @@ from functools import partial
 import numpy as np
 
 from ..backends.base import Accelerator
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InputError
 from ..stats import GemmStats, PolicyConfig
 from ..tiling import validate_operands
+from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
+    MAX_TIMEOUT_S,
     TOKEN_ENV,
     VERSION,
     ProtocolError,
     encode_frame,
     normalize_token,
     parse_address,
+    parse_header,
     recv_frame,
+    recv_head,
+    recv_payload,
+    recv_prefix,
+    send_frame,
     stats_from_wire,
-    token_mac,
     tune_socket,
 )
 
@@ -59,10 +67,10 @@ class RemoteAccelerator(Accelerator):
     def __init__(self, address: str, token: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                  window: int = 8) -> None:
         host, port = parse_address(address)
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+        if not 0 < timeout <= MAX_TIMEOUT_S:  # refuses NaN too
+            raise InputError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {timeout}")
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            raise InputError(f"window must be >= 1, got {window}")
         key = normalize_token(os.environ.get(TOKEN_ENV, "") if token is None else token)
         if not key:
             raise BackendUnavailable(f"no token for the realm-hil server at {address}: "
@@ -72,7 +80,7 @@ class RemoteAccelerator(Accelerator):
         sock = connect_socket(host, port, timeout, f"the realm-hil server at {address}",
                               "is `realm-hil serve` running?")
         try:
-            ready = _handshake(sock, key, address, timeout)
+            ready, self._send_auth, self._recv_auth = _handshake(sock, key, address, timeout)
             tune_socket(sock)
             sock.settimeout(None)  # from here on, waits are bounded per reply instead (see _wait)
         except BaseException:
@@ -116,7 +124,7 @@ class RemoteAccelerator(Accelerator):
         (m, k), n = x.shape, w.shape[1]
         for name, count in (("M*K", m * k), ("K*N", k * n), ("M*N", m * n)):
             if count > self.max_elements:
-                raise ValueError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
+                raise InputError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
                                  f"limit of {self.max_elements} elements")
 
     def set_clock(self, mhz: float, *, force: bool = False) -> float:
@@ -145,12 +153,20 @@ class RemoteAccelerator(Accelerator):
     def close(self) -> None:
         if self._closed:
             return
-        super().close()
-        self._fail(f"the connection to {self.address} is closed")
-        self._outbox.put(None)
-        for thread in (self._reader, self._writer):
-            thread.join(self.timeout)
-        self._sock.close()
+        try:
+            # The server restores its clock, answers, frees the session and only then hangs up:
+            # once the reader sees the hang-up, a new connection is never refused as busy.
+            self._wait(self._call({"op": "bye"}))
+            self._reader.join(self.timeout)
+        except BackendUnavailable:
+            pass  # already disconnected: the server restores the clock on its own
+        finally:
+            super().close()
+            self._fail(f"the connection to {self.address} is closed")
+            self._outbox.put(None)
+            for thread in (self._reader, self._writer):
+                thread.join(self.timeout)
+            self._sock.close()
 
     def _call(self, header: dict, arrays: list = (), decode: Callable = lambda header, arrays: header):
         if self._closed:
@@ -160,11 +176,11 @@ class RemoteAccelerator(Accelerator):
         future = concurrent.futures.Future()
         future.add_done_callback(lambda _: self._window.release())
         request_id = next(self._ids)
-        frame = encode_frame(dict(header, id=request_id), arrays)
         with self._lock:
             if self._broken is None:
+                # sealed and queued under one lock, so frames go out in the order of their sequence numbers
+                self._outbox.put(encode_frame(dict(header, id=request_id), arrays, self._send_auth))
                 self._pending[request_id] = (future, decode)
-                self._outbox.put(frame)
                 return future
             reason = self._broken
         future.set_exception(BackendUnavailable(reason))
@@ -203,12 +219,13 @@ class RemoteAccelerator(Accelerator):
 
     def _read_loop(self) -> None:
         # Sanity bound against a corrupted length: the int32 result, at most ~330 bytes of statistics
-        # per tile (a GEMV with N = max_elements has N / array_n tiles), and room for `extra`.
+        # and two int32 deviation rows per tile (a GEMV with N = max_elements has N / array_n tiles),
+        # and room for `extra`.
         tiles = self.max_elements // self.array_n**2 + (self.max_elements + 1) // self.array_n + 1
-        max_payload = 4 * self.max_elements + 512 * tiles + (1 << 24)
+        max_payload = 4 * self.max_elements + (512 + 8 * self.array_n) * tiles + (1 << 24)
         try:
             while True:
-                header, arrays = recv_frame(self._sock, max_payload)
+                header, arrays = recv_frame(self._sock, max_payload, self._recv_auth)
                 self._deliver(header, arrays)
         except (OSError, ProtocolError) as exc:
             self._fail(f"lost the connection to {self.address}: {exc}")
@@ -235,8 +252,8 @@ class RemoteAccelerator(Accelerator):
 
     def _request_error(self, header: dict) -> Exception:
         kind, message = header.get("error"), " ".join(str(header.get("message", "")).split())
-        if kind == "value":
-            return ValueError(message)
+        if kind in ("value", "forbidden"):
+            return InputError(f"{self.address}: {message}")
         if kind == "unavailable":
             return BackendUnavailable(f"{self.address}: {message}")
         return RuntimeError(f"realm-hil server at {self.address}: {message}")
@@ -271,30 +288,56 @@ def connect_socket(host: str, port: int, timeout: float, where: str, hint: str) 
         raise BackendUnavailable(f"cannot reach {where}: {exc.strerror or exc}") from None
 
 
-def _handshake(sock: socket.socket, key: bytes, address: str, timeout: float) -> dict:
+def login(sock: socket.socket, token: bytes, deadline: float) -> tuple[dict, FrameAuth, FrameAuth]:
+    """The client's side of the login: the server's "ready" header and the tags to send and to check.
+
+    A refusal (busy, wrong token) raises _Refused with the server's reply.
+    """
+    challenge, _ = recv_frame(sock, 0, deadline=deadline)
+    if challenge.get("op") != "challenge":
+        raise _Refused(challenge)
+    server_nonce = bytes.fromhex(challenge["nonce"])
+    if len(server_nonce) != NONCE_BYTES:
+        raise ProtocolError(f"the challenge nonce has {len(server_nonce)} bytes, not {NONCE_BYTES}")
+    client_nonce = secrets.token_bytes(NONCE_BYTES)
+    keys = SessionKeys.derive(token, server_nonce, client_nonce)
+    send_frame(sock, encode_frame({"op": "hello", "nonce": client_nonce.hex(), "mac": keys.login.hex()}), deadline)
+    send, receive = FrameAuth(keys.client_to_server), FrameAuth(keys.server_to_client)
+    # A sealed "ready" also proves the server holds the token; a refusal comes unsealed.
+    prefix = recv_prefix(sock, 0, deadline)
+    head, tag = recv_head(sock, prefix, receive if prefix.sealed else None, deadline)
+    reply = parse_header(head)
+    recv_payload(sock, prefix, receive if prefix.sealed else None, tag, deadline)
+    if not prefix.sealed:
+        raise _Refused(reply)
+    if reply.get("op") != "ready" or reply.get("ok") is not True:
+        raise ProtocolError(f"expected the server's ready, got {reply!r}"[:200])
+    return reply, send, receive
+
+
+class _Refused(Exception):
+    def __init__(self, reply: dict) -> None:
+        super().__init__(reply.get("message", reply))
+        self.reply = reply
+
+
+def _handshake(sock: socket.socket, key: bytes, address: str, timeout: float) -> tuple[dict, FrameAuth, FrameAuth]:
     where = f"the realm-hil server at {address}"
-    sock.settimeout(timeout)
     try:
-        challenge, _ = recv_frame(sock, max_payload=0)
-        if challenge.get("op") == "challenge":
-            mac = token_mac(key, bytes.fromhex(challenge["nonce"]))
-            sock.sendall(encode_frame({"op": "hello", "mac": mac.hex()}))
-            ready, _ = recv_frame(sock, max_payload=0)
-            if ready.get("op") == "ready" and ready.get("ok") is True:
-                return ready
-            challenge = ready
+        return login(sock, key, time.monotonic() + timeout)
     except TimeoutError:
         raise BackendUnavailable(f"{where} did not answer within {timeout:g} s") from None
     except (ProtocolError, KeyError, TypeError, ValueError) as exc:
         raise BackendUnavailable(f"{address} does not speak realm-hil protocol v{VERSION}: {exc}") from None
     except OSError as exc:
         raise BackendUnavailable(f"{where} dropped the connection during the handshake: {exc}") from None
-    error = challenge.get("error")
-    if error == "busy":
+    except _Refused as exc:
+        reply = exc.reply
+    if reply.get("error") == "busy":
         raise BackendUnavailable(f"{where} is busy: another client is connected")
-    if error == "auth":
+    if reply.get("error") == "auth":
         raise BackendUnavailable(f"{where} rejected the token (check {TOKEN_ENV} or token=)")
-    raise BackendUnavailable(f"{where} refused the connection: {challenge.get('message', challenge)}")
+    raise BackendUnavailable(f"{where} refused the connection: {reply.get('message', reply)}")
 
 
 def open_remote(address: str, token: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,

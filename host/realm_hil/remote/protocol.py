@@ -1,37 +1,43 @@
 """Wire format of the remote accelerator: length-prefixed frames of a JSON header and raw buffers.
 
-A frame is a fixed prefix (magic, protocol version, header length, payload length), a UTF-8
-JSON object, then the payload: the arrays the header's "buffers" list describes as
+A frame is a fixed prefix (magic, protocol version, flags, header length, payload length), a
+UTF-8 JSON object, then the payload: the arrays the header's "buffers" list describes as
 [name, dtype, shape], concatenated in that order, each starting at a multiple of 8 bytes so the
 receiver can view them in place with numpy. Arrays never go through JSON: a 64x576x576 GEMM
 moves ~0.5 MB, and decoding that from text would cost more than the GEMM itself.
 
-Only little-endian integer and bool dtypes cross the wire, so a frame can be validated from its
-header alone (sizes, shapes, dtypes) before any payload byte is read.
+Every frame after the login is sealed (auth.py): a tag follows the header and another the
+payload. The header's tag is checked before the header is parsed, and only little-endian
+integer and bool dtypes cross the wire, so a request can be validated from its authentic header
+alone (sizes, shapes, dtypes) before any payload byte is read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
 import socket
 import struct
+import time
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..errors import InputError
 from ..stats import GemmStats, TileStats
+from .auth import TAG_BYTES, FrameAuth
 
 MAGIC = b"RHIL"
-VERSION = 1
-PREFIX = struct.Struct("!4sHxxIQ")
+VERSION = 2  # 2: sealed frames after a login that derives session keys from both sides' nonces
+PREFIX = struct.Struct("!4sHBxIQ")
+SEALED = 0x01  # prefix flag: the header and the payload are each followed by a tag
 MAX_HEADER_BYTES = 64 * 1024
 ALIGN = 8
 WIRE_DTYPES = frozenset({"|i1", "|u1", "|b1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"})
 TILE_FIELDS = tuple(f.name for f in fields(TileStats))
 TOKEN_ENV = "REALM_HIL_TOKEN"
+MAX_TIMEOUT_S = 86400.0  # a day: past any sane wait, and far inside what a socket timeout can hold
 
 
 class ProtocolError(Exception):
@@ -40,15 +46,17 @@ class ProtocolError(Exception):
     def __init__(self, message: str, kind: str = "protocol", fatal: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
-        # Fatal: the byte stream can no longer be trusted to be at a frame boundary.
+        # Fatal: the byte stream can no longer be trusted to be at a frame boundary, or to come from the peer.
         self.fatal = fatal
         self.request_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Prefix:
+    raw: bytes  # covered by the header tag
     header_len: int
     payload_len: int
+    sealed: bool
 
 
 @dataclass(frozen=True)
@@ -68,21 +76,16 @@ def normalize_token(token: str | bytes) -> bytes:
     return (token.encode() if isinstance(token, str) else bytes(token)).strip()
 
 
-def token_mac(token: bytes, nonce: bytes) -> bytes:
-    """Challenge response: proves the token without sending it, and a recorded reply is useless later."""
-    return hmac.new(token, nonce, hashlib.sha256).digest()
-
-
 def parse_address(address: str, *, listen: bool = False) -> tuple[str, int]:
     """'HOST:PORT' or '[v6]:PORT' -> (host, port); port 0 (any free port) only for listening."""
     host, sep, port_text = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not sep or not host or not port_text.isdigit():
-        raise ValueError(f"address must be HOST:PORT (e.g. 192.168.2.99:5555), got {address!r}")
+        raise InputError(f"address must be HOST:PORT (e.g. 192.168.2.99:5555), got {address!r}")
     port = int(port_text)
     if not (0 if listen else 1) <= port <= 65535:
-        raise ValueError(f"port must be in 1..65535, got {port}")
+        raise InputError(f"port must be in 1..65535, got {port}")
     return host, port
 
 
@@ -103,8 +106,9 @@ def _pad(n: int) -> int:
     return -n % ALIGN
 
 
-def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = ()) -> bytes:
-    """One frame; arrays are converted to little-endian contiguous copies, so callers may reuse theirs."""
+def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = (), auth: FrameAuth | None = None) -> bytes:
+    """One frame, sealed with the sender's next tag when `auth` is given; arrays are converted to
+    little-endian contiguous copies, so callers may reuse theirs."""
     wire = []
     for name, a in arrays:
         a = np.asarray(a)
@@ -112,12 +116,21 @@ def encode_frame(header: dict, arrays: list[tuple[str, np.ndarray]] = ()) -> byt
             raise ValueError(f"array {name!r} has dtype {a.dtype}, which does not cross the wire")
         wire.append((name, np.ascontiguousarray(a, dtype=_wire_dtype(a))))
     header = dict(header, buffers=[[name, a.dtype.str, list(a.shape)] for name, a in wire])
-    head = json.dumps(header, separators=(",", ":"), default=_json_default).encode()
+    # allow_nan=False: never send what the receiving parse_header refuses
+    head = json.dumps(header, separators=(",", ":"), default=_json_default, allow_nan=False).encode()
     parts, payload_len = [], 0
     for _, a in wire:
         parts += [a.tobytes(), bytes(_pad(a.nbytes))]
         payload_len += a.nbytes + _pad(a.nbytes)
-    return b"".join([PREFIX.pack(MAGIC, VERSION, len(head), payload_len), head, *parts])
+    prefix = PREFIX.pack(MAGIC, VERSION, 0 if auth is None else SEALED, len(head), payload_len)
+    if auth is None:
+        return b"".join([prefix, head, *parts])
+    header_tag = auth.header_tag(prefix, head)
+    mac = auth.payload_mac(header_tag)
+    for part in parts:
+        mac.update(part)
+    auth.advance()
+    return b"".join([prefix, head, header_tag, *parts, mac.digest()])
 
 
 def _json_default(value):
@@ -129,51 +142,120 @@ def _json_default(value):
     return str(value)
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytearray:
+def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None) -> int:
+    """recv_into bounded by an absolute deadline (a whole exchange), else by the socket's timeout (each read)."""
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        sock.settimeout(left)
+    return sock.recv_into(view)
+
+
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytearray:
     """Exactly n bytes; ConnectionError when the peer closes first."""
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
-        k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        k = _recv_into(sock, view[got:got + (1 << 20)], deadline)
         if k == 0:
             raise ConnectionError(f"peer closed the connection after {got} of {n} bytes")
         got += k
     return buf
 
 
-def recv_discard(sock: socket.socket, n: int) -> None:
-    scratch = bytearray(min(n, 1 << 16))
-    while n > 0:
-        k = sock.recv_into(scratch, min(n, len(scratch)))
-        if k == 0:
-            raise ConnectionError("peer closed the connection inside a frame")
-        n -= k
+def send_frame(sock: socket.socket, frame: bytes, deadline: float) -> None:
+    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+    sock.sendall(frame)
 
 
-def recv_prefix(sock: socket.socket, max_payload: int) -> Prefix:
-    magic, version, header_len, payload_len = PREFIX.unpack(recv_exact(sock, PREFIX.size))
+def recv_prefix(sock: socket.socket, max_payload: int, deadline: float | None = None) -> Prefix:
+    raw = bytes(recv_exact(sock, PREFIX.size, deadline))
+    magic, version, flags, header_len, payload_len = PREFIX.unpack(raw)
     if magic != MAGIC:
         raise ProtocolError("not a realm-hil frame (bad magic)", fatal=True)
     if version != VERSION:
         raise ProtocolError(f"protocol version {version} unsupported; this side speaks {VERSION}",
                             kind="version", fatal=True)
+    if flags & ~SEALED:
+        raise ProtocolError(f"unknown frame flags {flags:#04x}", fatal=True)
     if not 2 <= header_len <= MAX_HEADER_BYTES:
         raise ProtocolError(f"header of {header_len} bytes outside 2..{MAX_HEADER_BYTES}", fatal=True)
     if payload_len > max_payload:
         raise ProtocolError(f"payload of {payload_len} bytes exceeds the limit of {max_payload}",
                             kind="too_large", fatal=True)
-    return Prefix(header_len, payload_len)
+    return Prefix(raw, header_len, payload_len, bool(flags & SEALED))
+
+
+def recv_head(sock: socket.socket, prefix: Prefix, auth: FrameAuth | None,
+              deadline: float | None = None) -> tuple[bytearray, bytes | None]:
+    """The raw header and, for a sealed frame, its tag, already checked: nothing unauthenticated gets parsed."""
+    if prefix.sealed != (auth is not None):
+        what = "an unauthenticated frame" if auth is not None else "a sealed frame before the login"
+        raise ProtocolError(f"{what} (was it injected?)", kind="auth", fatal=True)
+    head = recv_exact(sock, prefix.header_len, deadline)
+    if auth is None:
+        return head, None
+    tag = bytes(recv_exact(sock, TAG_BYTES, deadline))
+    _check_tag(auth.header_tag(prefix.raw, head), tag)
+    return head, tag
+
+
+def recv_payload(sock: socket.socket, prefix: Prefix, auth: FrameAuth | None, header_tag: bytes | None,
+                 deadline: float | None = None, *, keep: bool = True) -> bytearray | None:
+    """The payload (or, keep=False, its bytes read and dropped), checked against its tag; ends the frame."""
+    mac = None if auth is None else auth.payload_mac(header_tag)
+    if keep:
+        payload = recv_exact(sock, prefix.payload_len, deadline)
+        if mac is not None:
+            mac.update(payload)
+    else:
+        payload, scratch, left = None, bytearray(min(prefix.payload_len, 1 << 16)), prefix.payload_len
+        view = memoryview(scratch)
+        while left > 0:
+            k = _recv_into(sock, view[:min(left, len(scratch))], deadline)
+            if k == 0:
+                raise ConnectionError("peer closed the connection inside a frame")
+            if mac is not None:
+                mac.update(view[:k])
+            left -= k
+    if auth is not None:
+        _check_tag(mac.digest(), bytes(recv_exact(sock, TAG_BYTES, deadline)))
+        auth.advance()
+    return payload
+
+
+def _check_tag(expected: bytes, got: bytes) -> None:
+    if not hmac.compare_digest(expected, got):
+        raise ProtocolError("frame failed authentication (altered, replayed, reordered or injected)",
+                            kind="auth", fatal=True)
 
 
 def parse_header(raw: bytes) -> dict:
+    """A JSON object in strict UTF-8, with finite numbers only; anything else is a (non-fatal) ProtocolError."""
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"header is not JSON: {exc}") from None
+        header = json.loads(bytes(raw).decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"header is not UTF-8: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("header is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, a non-finite number, an integer past the digit limit
+        raise ProtocolError(f"header is not valid JSON: {exc}"[:300]) from None
     if not isinstance(header, dict):
         raise ProtocolError("header must be a JSON object")
     return header
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def buffer_layout(header: dict, payload_len: int) -> dict[str, BufferSpec]:
@@ -211,20 +293,29 @@ def view_buffers(payload: bytearray, specs: dict[str, BufferSpec]) -> dict[str, 
     }
 
 
-def recv_frame(sock: socket.socket, max_payload: int) -> tuple[dict, dict[str, np.ndarray]]:
+def recv_frame(sock: socket.socket, max_payload: int, auth: FrameAuth | None = None,
+               deadline: float | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """A whole frame, for the side that trusts its peer's framing (the client reading replies)."""
-    prefix = recv_prefix(sock, max_payload)
-    header = parse_header(recv_exact(sock, prefix.header_len))
+    prefix = recv_prefix(sock, max_payload, deadline)
+    head, tag = recv_head(sock, prefix, auth, deadline)
+    header = parse_header(head)
     specs = buffer_layout(header, prefix.payload_len)
-    return header, view_buffers(recv_exact(sock, prefix.payload_len), specs)
+    return header, view_buffers(recv_payload(sock, prefix, auth, tag, deadline), specs)
+
+
+DEVIATIONS = ("col_dev", "row_dev")
 
 
 def stats_to_wire(stats: GemmStats) -> tuple[dict, list[tuple[str, np.ndarray]]]:
-    """Tile arrays travel narrowed to the smallest unsigned type holding their values (a histogram
+    """Everything a GemmStats holds: the tile statistics, the per-tile deviations (what `correct`
+    and `statistical2d` work from) and the extras.
+
+    Tile arrays travel narrowed to the smallest unsigned type holding their values (a histogram
     bin of a tile never exceeds the array size, yet is int64 in memory: ~5x fewer bytes), and the
     header records each original dtype so the receiver rebuilds them exactly."""
     columns = [getattr(stats.tiles, name) for name in TILE_FIELDS]
     arrays = [(f"tiles.{name}", _narrow(a)) for name, a in zip(TILE_FIELDS, columns, strict=True)]
+    arrays += [(f"dev.{name}", getattr(stats, name)) for name in DEVIATIONS if getattr(stats, name) is not None]
     raw = {k for k, v in stats.extra.items() if isinstance(v, np.ndarray) and _wire_dtype(v) in WIRE_DTYPES}
     extra = {k: v for k, v in stats.extra.items() if k not in raw}
     arrays += [(f"extra.{k}", stats.extra[k]) for k in raw]
@@ -251,6 +342,14 @@ def stats_from_wire(meta: dict, arrays: dict[str, np.ndarray]) -> GemmStats:
         raise ProtocolError("statistics reply lacks valid tile dtypes")
     tiles = TileStats(**{name: arrays[f"tiles.{name}"].astype(dtype, copy=False)
                          for name, dtype in zip(TILE_FIELDS, dtypes, strict=True)})
-    extra = dict(meta.get("extra", {}))
-    extra.update({k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")})
-    return GemmStats(tiles, tuple(meta["tile_grid"]), extra)
+    grid, extra = meta.get("tile_grid"), meta.get("extra", {})
+    if not (isinstance(grid, list) and len(grid) == 2 and all(type(v) is int for v in grid)):
+        raise ProtocolError(f"statistics reply has a bad tile grid {grid!r}"[:200])
+    if not isinstance(extra, dict):
+        raise ProtocolError("statistics reply has a bad 'extra'")
+    deviations = {name: arrays.get(f"dev.{name}") for name in DEVIATIONS}
+    for name, d in deviations.items():
+        if d is not None and (d.ndim != 2 or len(d) != len(tiles)):
+            raise ProtocolError(f"statistics reply: {name} of shape {d.shape} for {len(tiles)} tiles")
+    extra = {**extra, **{k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")}}
+    return GemmStats(tiles, tuple(grid), **deviations, extra=extra)

@@ -1,13 +1,15 @@
 """Serve one accelerator to one authenticated client at a time over TCP.
 
-Every request is checked from its header (op, ids, dtypes, shapes, size bounds) before its payload
-is read or the backend is touched, and whatever way a session ends -- clean close, crash, garbage,
-timeout, Ctrl-C -- the backend's clock and policy go back to what they were at startup, because a
-board left overclocked by a vanished client corrupts the next user's results silently.
+Every frame after the login is authenticated (auth.py); every request is checked from its header
+(op, ids, dtypes, shapes, size bounds) before its payload is read or the backend is touched; and
+whatever way a session ends -- goodbye, crash, garbage, timeout, Ctrl-C -- the backend's clock and
+policy go back to what they were at startup, because a board left overclocked by a vanished client
+corrupts the next user's results silently.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import math
@@ -20,29 +22,34 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..backends.base import Accelerator
-from ..errors import RealmError
+from ..errors import InputError, RealmError
 from ..stats import PolicyConfig
+from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
     ALIGN,
+    MAX_TIMEOUT_S,
     ProtocolError,
     buffer_layout,
     encode_frame,
     normalize_token,
     parse_address,
     parse_header,
-    recv_discard,
-    recv_exact,
+    recv_head,
+    recv_payload,
     recv_prefix,
+    send_frame,
     stats_to_wire,
-    token_mac,
     tune_socket,
     view_buffers,
 )
 
 log = logging.getLogger("realm_hil.remote")
 
-OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info"})
+OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info", "bye"})
 _POLICY_FIELDS = tuple(f.name for f in fields(PolicyConfig))
+
+
+MAX_ELEMENTS = 1 << 28  # a 256 MB int8 operand, a 1 GB int32 result: beyond any board's DDR
 
 
 @dataclass(frozen=True)
@@ -51,21 +58,36 @@ class ServerConfig:
     handshake_timeout_s: float = 10.0  # an unauthenticated peer holds the only session slot meanwhile
     io_timeout_s: float = 30.0  # for the rest of a frame once it has started, and for each reply
     idle_timeout_s: float = 600.0  # between requests; frees the board from a forgotten session
+    # Clocks above the safety ceiling (set_clock force) can damage a board; its owner opts in.
+    allow_force: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_elements < 1:
-            raise ValueError(f"max_elements must be >= 1, got {self.max_elements}")
+        if type(self.max_elements) is not int or not 1 <= self.max_elements <= MAX_ELEMENTS:
+            raise InputError(f"max_elements must be an integer in 1..{MAX_ELEMENTS}, got {self.max_elements!r}")
         for name in ("handshake_timeout_s", "io_timeout_s", "idle_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            # `not 0 < value <= max` also refuses NaN
+            if type(value) not in (int, float) or not 0 < value <= MAX_TIMEOUT_S:
+                raise InputError(f"{name} must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {value!r}")
+        if type(self.allow_force) is not bool:
+            raise InputError(f"allow_force must be True or False, got {self.allow_force!r}")
 
     @property
     def max_payload(self) -> int:
         return 2 * (self.max_elements + ALIGN)
 
 
-def error_reply(request_id, kind: str, message: str) -> bytes:
-    return encode_frame({"id": request_id, "ok": False, "error": kind, "message": message})
+def error_reply(request_id, kind: str, message: str, auth: FrameAuth | None = None) -> bytes:
+    return encode_frame({"id": request_id, "ok": False, "error": kind, "message": message}, auth=auth)
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """A logged-in connection: every frame is sealed with `send` and checked with `receive`."""
+
+    conn: socket.socket
+    send: FrameAuth
+    receive: FrameAuth
 
 
 class RemoteServer:
@@ -75,21 +97,19 @@ class RemoteServer:
                  config: ServerConfig | None = None) -> None:
         token = normalize_token(token)
         if not token:
-            raise ValueError("the shared token must not be empty")
-        host, port = parse_address(address, listen=True)
-        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                       flags=socket.AI_PASSIVE)[0]
+            raise InputError("the shared token must not be empty")
+        self._listener = _listen(address)
         self.backend = backend
         self.config = config or ServerConfig()
         self.nominal_mhz = backend.clock_mhz
         self._startup_policy = backend.policy
         self._token = token
-        self._listener = socket.create_server(sockaddr[:2], family=family)
         self._stop = threading.Event()
         self._slot = threading.Lock()
         self._lock = threading.Lock()
-        self._conn: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._stop_requested = False  # by stop(), which a signal handler may call: a plain flag takes no lock
+        # the current session: its socket, its thread, and an event set once it no longer uses the backend
+        self._session_state: tuple[socket.socket, threading.Thread, threading.Event] | None = None
 
     @property
     def address(self) -> str:
@@ -97,8 +117,8 @@ class RemoteServer:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def serve_forever(self, poll_s: float = 0.2) -> None:
-        self._listener.settimeout(poll_s)  # so close() from another thread is noticed promptly
-        while not self._stop.is_set():
+        self._listener.settimeout(poll_s)  # so close() or stop() is noticed promptly
+        while not (self._stop.is_set() or self._stop_requested):
             try:
                 conn, peer = self._listener.accept()
             except TimeoutError:
@@ -114,14 +134,18 @@ class RemoteServer:
                 self._refuse_busy(conn, peer)
                 continue
             with self._lock:
-                if self._stop.is_set():  # close() ran while we accepted: it will not join this session
+                if self._stop.is_set():  # close() ran while we accepted: it will not wait for this session
                     conn.close()
                     self._slot.release()
                     return
-                self._conn = conn
-                self._thread = threading.Thread(target=self._session, args=(conn, peer),
-                                                name=f"realm-hil session {peer[0]}", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._session, args=(conn, peer, ended := threading.Event()),
+                                          name=f"realm-hil session {peer[0]}", daemon=True)
+                self._session_state = conn, thread, ended
+                thread.start()
+
+    def stop(self) -> None:
+        """Make serve_forever return within its poll interval; safe to call from a signal handler."""
+        self._stop_requested = True
 
     def _refuse_busy(self, conn: socket.socket, peer) -> None:
         log.info("refused %s: busy", _peer(peer))
@@ -133,18 +157,32 @@ class RemoteServer:
                 pass
 
     def close(self) -> None:
-        """Stop accepting and end the current session, which restores the nominal clock."""
+        """Stop accepting, let the request in flight finish and be answered, end the session (which
+        restores the nominal clock), and only then return -- a Ctrl-C meanwhile is held back until
+        then -- so the caller may free the backend: a session still inside a GEMM would use it freed.
+        """
         with self._lock:
             self._stop.set()
-            conn, thread = self._conn, self._thread
-        if conn is not None:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if thread is not None:
-            thread.join()
+            session = self._session_state
         self._listener.close()
+        if session is None:
+            return
+        conn, thread, ended = session
+        try:
+            conn.shutdown(socket.SHUT_RD)  # wakes a session waiting for a request; replies still go out
+        except OSError:
+            pass
+        interrupted = False
+        # an Event, not thread.join(): an interrupted join can mark a running thread stopped (CPython 3.11)
+        while thread.is_alive() and not ended.is_set():
+            try:
+                ended.wait()
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("still stopping: waiting for the request in flight (if any), then restoring the clock")
+        conn.close()  # in case the session thread never started
+        if interrupted:
+            raise KeyboardInterrupt
 
     def __enter__(self) -> RemoteServer:
         return self
@@ -152,71 +190,108 @@ class RemoteServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _session(self, conn: socket.socket, peer) -> None:
+    def _session(self, conn: socket.socket, peer, ended: threading.Event) -> None:
         who = _peer(peer)
+        channel = bye = None
         try:
-            with conn:
-                tune_socket(conn)
-                if self._handshake(conn, who):
-                    log.info("client %s connected", who)
-                    self._serve_client(conn)
+            tune_socket(conn)
+            channel = self._handshake(conn, who)
+            if channel is not None:
+                log.info("client %s connected", who)
+                bye = self._serve_client(channel)
         except (OSError, ProtocolError) as exc:
-            log.info("client %s gone: %s", who, exc)
+            if not self._stop.is_set():
+                log.info("client %s gone: %s", who, exc)
         except Exception:
             log.exception("session with %s failed", who)
         finally:
-            with self._lock:
-                self._conn = None
-            self._restore()
-            self._slot.release()
+            self._end_session(conn, who, channel, bye)
+            ended.set()
 
-    def _restore(self) -> None:
+    def _end_session(self, conn: socket.socket, who: str, channel: _Channel | None, bye: int | None) -> None:
+        """Restore, answer a goodbye, free the slot, hang up -- in this order: a client that sees the
+        hang-up finds the server free for its next connection and the board back at its nominal clock."""
+        try:
+            # nothing changes the backend before the login
+            restored = channel is None or self._restore()
+            if bye is not None:
+                reply = {"ok": True} if restored else {
+                    "ok": False, "error": "backend", "message": f"could not restore the nominal clock "
+                                                                f"{self.nominal_mhz:g} MHz; see the server's log"}
+                conn.settimeout(self.config.io_timeout_s)
+                conn.sendall(encode_frame(dict(reply, id=bye), auth=channel.send))
+                log.info("client %s said goodbye", who)
+            elif channel is not None and self._stop.is_set():
+                conn.settimeout(self.config.io_timeout_s)
+                conn.sendall(error_reply(None, "shutdown", "the server is shutting down", channel.send))
+                log.info("ended the session with %s: the server is stopping", who)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._session_state = None
+            self._slot.release()
+            conn.close()
+
+    def _restore(self) -> bool:
         try:
             self.backend.set_clock(self.nominal_mhz)
             self.backend.set_policy(self._startup_policy)
         except Exception:
             log.exception("could not restore the nominal clock %.3f MHz", self.nominal_mhz)
-
-    def _handshake(self, conn: socket.socket, who: str) -> bool:
-        conn.settimeout(self.config.handshake_timeout_s)
-        nonce = secrets.token_bytes(32)
-        conn.sendall(encode_frame({"op": "challenge", "nonce": nonce.hex()}))
-        prefix = recv_prefix(conn, max_payload=0)
-        hello = parse_header(recv_exact(conn, prefix.header_len))
-        mac = hello.get("mac")
-        try:
-            given = bytes.fromhex(mac) if isinstance(mac, str) else b""
-        except ValueError:
-            given = b""
-        if hello.get("op") != "hello" or not hmac.compare_digest(given, token_mac(self._token, nonce)):
-            log.warning("rejected %s: wrong token", who)
-            conn.sendall(error_reply(None, "auth", "the server rejected the token"))
             return False
-        conn.sendall(encode_frame({
+        return True
+
+    def _handshake(self, conn: socket.socket, who: str) -> _Channel | None:
+        deadline = time.monotonic() + self.config.handshake_timeout_s
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        send_frame(conn, encode_frame({"op": "challenge", "nonce": nonce.hex()}), deadline)
+        prefix = recv_prefix(conn, 0, deadline)
+        head, tag = recv_head(conn, prefix, None, deadline)
+        hello = parse_header(head)
+        recv_payload(conn, prefix, None, tag, deadline)
+        client_nonce, mac = _hex(hello.get("nonce")), _hex(hello.get("mac"))
+        if hello.get("op") != "hello" or len(client_nonce) != NONCE_BYTES:
+            log.warning("rejected %s: not a hello", who)
+            send_frame(conn, error_reply(None, "protocol", f"expected a hello with a nonce of {NONCE_BYTES} bytes"),
+                       deadline)
+            return None
+        keys = SessionKeys.derive(self._token, nonce, client_nonce)
+        if not hmac.compare_digest(mac, keys.login):
+            log.warning("rejected %s: wrong token", who)
+            send_frame(conn, error_reply(None, "auth", "the server rejected the token"), deadline)
+            return None
+        channel = _Channel(conn, FrameAuth(keys.server_to_client), FrameAuth(keys.client_to_server))
+        send_frame(conn, encode_frame({
             "op": "ready",
             "ok": True,
             "info": self.backend.info(),
             "policy": asdict(self.backend.policy),
-            "limits": {"max_elements": self.config.max_elements},
-        }))
-        return True
+            "limits": {"max_elements": self.config.max_elements, "allow_force": self.config.allow_force},
+        }, auth=channel.send), deadline)
+        return channel
 
-    def _serve_client(self, conn: socket.socket) -> None:
+    def _serve_client(self, channel: _Channel) -> int | None:
+        """Requests until the client says goodbye (returns the id to answer once the clock is restored)."""
+        conn = channel.conn
         while not self._stop.is_set():
             try:
-                header, arrays = self._next_request(conn)
+                header, arrays = self._next_request(channel)
             except ProtocolError as exc:
                 conn.settimeout(self.config.io_timeout_s)
-                conn.sendall(error_reply(exc.request_id, exc.kind, str(exc)))
+                conn.sendall(error_reply(exc.request_id, exc.kind, str(exc), channel.send))
                 if exc.fatal:
                     _linger(conn)
                     raise
                 continue
+            if header["op"] == "bye":
+                return header["id"]
             reply, out = self._dispatch(header, arrays)
             conn.settimeout(self.config.io_timeout_s)
-            conn.sendall(encode_frame(dict(reply, id=header["id"]), out))
+            conn.sendall(encode_frame(dict(reply, id=header["id"]), out, channel.send))
 
-    def _next_request(self, conn: socket.socket) -> tuple[dict, dict[str, np.ndarray]]:
+    def _next_request(self, channel: _Channel) -> tuple[dict, dict[str, np.ndarray]]:
+        conn = channel.conn
         conn.settimeout(self.config.idle_timeout_s)
         try:
             prefix = recv_prefix(conn, self.config.max_payload)
@@ -224,17 +299,18 @@ class RemoteServer:
             raise ProtocolError(f"no request for {self.config.idle_timeout_s:g} s; closing the session",
                                 kind="idle", fatal=True) from None
         conn.settimeout(self.config.io_timeout_s)
+        head, tag = recv_head(conn, prefix, channel.receive)
         header = None
         try:
-            header = parse_header(recv_exact(conn, prefix.header_len))
+            header = parse_header(head)
             specs = buffer_layout(header, prefix.payload_len)
             self._check_request(header, specs)
         except ProtocolError as exc:
             if header is not None and _is_id(header.get("id")):
                 exc.request_id = header["id"]
-            recv_discard(conn, prefix.payload_len)
+            recv_payload(conn, prefix, channel.receive, tag, keep=False)
             raise
-        return header, view_buffers(recv_exact(conn, prefix.payload_len), specs)
+        return header, view_buffers(recv_payload(conn, prefix, channel.receive, tag), specs)
 
     def _check_request(self, header: dict, specs: dict) -> None:
         if not _is_id(header.get("id")):
@@ -267,6 +343,8 @@ class RemoteServer:
     def _dispatch(self, header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, list]:
         try:
             return getattr(self, f"_op_{header['op']}")(header, arrays)
+        except _Forbidden as exc:
+            return {"ok": False, "error": "forbidden", "message": str(exc)}, []
         except ValueError as exc:
             return {"ok": False, "error": "value", "message": str(exc)}, []
         except RealmError as exc:
@@ -289,24 +367,49 @@ class RemoteServer:
     def _op_set_clock(self, header: dict, arrays: dict) -> tuple[dict, list]:
         mhz, force = header.get("mhz"), header.get("force", False)
         if type(mhz) not in (int, float) or not math.isfinite(mhz) or mhz <= 0:
-            raise ValueError(f"clock must be a positive finite frequency in MHz, got {mhz!r}"[:200])
+            raise InputError(f"clock must be a positive finite frequency in MHz, got {mhz!r}"[:200])
         if type(force) is not bool:
-            raise ValueError("force must be true or false")
+            raise InputError("force must be true or false")
+        if force and not self.config.allow_force:
+            raise _Forbidden("this server refuses clocks forced past the safety ceiling; "
+                             "its owner can allow them with `realm-hil serve --allow-force`")
         return {"ok": True, "mhz": self.backend.set_clock(float(mhz), force=force)}, []
 
     def _op_set_policy(self, header: dict, arrays: dict) -> tuple[dict, list]:
         policy = header.get("policy")
         if not isinstance(policy, dict) or not set(policy) <= set(_POLICY_FIELDS):
-            raise ValueError(f"policy must be an object with keys among {', '.join(_POLICY_FIELDS)}")
+            raise InputError(f"policy must be an object with keys among {', '.join(_POLICY_FIELDS)}")
         for key, value in policy.items():
             expected = str if key == "mode" else int
             if type(value) is not expected:
-                raise ValueError(f"policy field {key} must be {expected.__name__}, got {value!r}"[:200])
+                raise InputError(f"policy field {key} must be {expected.__name__}, got {value!r}"[:200])
         self.backend.set_policy(PolicyConfig(**policy))
         return {"ok": True}, []
 
     def _op_info(self, header: dict, arrays: dict) -> tuple[dict, list]:
         return {"ok": True, "info": self.backend.info()}, []
+
+
+def _listen(address: str) -> socket.socket:
+    host, port = parse_address(address, listen=True)
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise InputError(f"cannot listen on {address}: unknown host {host!r} ({exc.strerror})") from None
+    try:
+        return socket.create_server(sockaddr[:2], family=family)
+    except OSError as exc:
+        reason = {
+            errno.EADDRINUSE: f"port {port} is in use (is another server running?)",
+            errno.EADDRNOTAVAIL: f"{host} is not an address of this machine",
+            errno.EACCES: f"no permission to listen on port {port}",
+        }.get(exc.errno, exc.strerror or str(exc))
+        raise InputError(f"cannot listen on {address}: {reason}") from None
+
+
+class _Forbidden(Exception):
+    """A request the server's owner has not allowed."""
 
 
 def _linger(conn: socket.socket, seconds: float = 1.0) -> None:
@@ -322,6 +425,13 @@ def _linger(conn: socket.socket, seconds: float = 1.0) -> None:
                 return
     except OSError:
         pass
+
+
+def _hex(value) -> bytes:
+    try:
+        return bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        return b""
 
 
 def _is_id(value) -> bool:

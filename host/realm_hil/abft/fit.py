@@ -70,6 +70,7 @@ from realm_hil.abft.characterize import (
 )
 from realm_hil.abft.policies import gated
 from realm_hil.abft.profile import PROFILE_COMPONENTS, AbftProfile, Boundary, ComponentClass, Provenance
+from realm_hil.errors import InputError
 from realm_hil.llm.model import load_config
 from realm_hil.llm.selection import Selection
 from realm_hil.results import atomic_write_text, check_output_dir
@@ -113,7 +114,7 @@ def fit_boundary(
             "no critical point: the grid never reaches the critical region, extend it to larger MSD"
         )
     if label.all():
-        raise ValueError("every point is critical: extend the grid to smaller MSD")
+        raise InputError("every point is critical: extend the grid to smaller MSD")
     wx, wy, c = _logistic(np.column_stack([x, y]), label, l2)
     if wy < 0 and abs(wx / wy) <= MAX_SLOPE:
         preferred, logistic_intercept = -wx / wy, -c / wy
@@ -288,7 +289,7 @@ def classify(points: Sequence[PointResult], components: Sequence[str]) -> Classi
     """
     score = severity(points)
     if not score:
-        raise ValueError("no characterization points to classify")
+        raise InputError("no characterization points to classify")
     order = sorted(score, key=lambda c: (-score[c], c))
     values = [score[c] for c in order]
     gaps = [a - b for a, b in zip(values, values[1:], strict=False)]

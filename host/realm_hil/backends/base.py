@@ -39,7 +39,12 @@ class Accelerator(ABC):
             raise AcceleratorClosedError(f"{self.name} accelerator is closed")
 
     def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Y = X W with x (M, K) int8 and w (K, N) int8 -> (M, N) int32; statistics in last_stats."""
+        """Y = X W with x (M, K) int8 and w (K, N) int8 -> (M, N) int32; statistics in last_stats.
+
+        K must be at most tiling.MAX_K = 131071, the largest K whose INT32 sums cannot wrap
+        (131071 * 2^14 < 2^31); a larger K raises InputError rather than return a wrapped sum that
+        no checksum flags.
+        """
         self._check_open()
         validate_operands(x, w)
         y, stats = self._gemm(np.ascontiguousarray(x), np.ascontiguousarray(w))

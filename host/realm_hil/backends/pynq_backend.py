@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..driver import AccelDriver
+from ..driver import AccelDriver, IncompatibleAccelerator
 from ..regmap import BD_CELLS
 from ..stats import GemmStats, PolicyConfig
 from .base import Accelerator
@@ -121,11 +121,13 @@ def overlay_driver(overlay, entry, driver_options: dict) -> tuple[AccelDriver, B
     """The driver and clock of a downloaded realm-hil overlay, checked against its manifest entry."""
     for cell in (BD_CELLS["accelerator"], BD_CELLS["dma"]):
         if cell not in overlay.ip_dict:
-            raise ValueError(f"overlay {entry.bitfile} has no '{cell}' cell; it is not a realm-hil overlay")
+            raise IncompatibleAccelerator(
+                f"overlay {entry.bitfile} has no '{cell}' cell; it is not a realm-hil overlay")
     driver = AccelDriver(overlay.ip_dict[BD_CELLS["accelerator"]], overlay.ip_dict[BD_CELLS["dma"]],
                          **driver_options)
     if driver.array_n != entry.array_n:
-        raise ValueError(f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
+        raise IncompatibleAccelerator(
+            f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
     # Overlay() reprograms the PL clocks from the design's metadata, so the clock is set after it
     clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"], WIZARD_INPUT_MHZ)
     return driver, clock

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InputError
 from ..fpga.manifest import BOARDS, MANIFEST_PATH, verify_overlay
 from ..remote.client import connect_socket
 from ..remote.protocol import parse_address
@@ -41,7 +41,7 @@ def parse_pynq_address(address: str) -> tuple[str, int]:
     try:
         return parse_address(rest)
     except ValueError as exc:
-        raise ValueError(f"a PYNQ.remote board is pynq://HOST[:PORT] (e.g. pynq://192.168.2.99), "
+        raise InputError(f"a PYNQ.remote board is pynq://HOST[:PORT] (e.g. pynq://192.168.2.99), "
                          f"got {address!r}: {exc}") from None
 
 

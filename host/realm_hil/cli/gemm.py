@@ -1,4 +1,4 @@
-"""`realm-hil gemm`: one random INT8 GEMM on a backend, checked against numpy int32."""
+"""`realm-hil gemm`: one random INT8 GEMM on a backend, checked bit for bit against numpy (int64 reduced mod 2^32)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmSite
 
 
@@ -25,9 +26,9 @@ class BitFlip:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"rate must be in [0, 1], got {self.rate}")
+            raise InputError(f"rate must be in [0, 1], got {self.rate}")
         if not 0 <= self.bit <= 31:
-            raise ValueError(f"bit must be in 0..31, got {self.bit}")
+            raise InputError(f"bit must be in 0..31, got {self.bit}")
         self._rng = np.random.default_rng(self.seed)
         self._mask = np.array(1 << self.bit, dtype=np.uint32).view(np.int32)
 

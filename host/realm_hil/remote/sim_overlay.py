@@ -15,6 +15,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from .. import regmap
+from ..errors import InputError
 from ..fpga import manifest as mf
 from ..fpga.tcl_check import board_settings
 from ..regmap_gen import REPO
@@ -37,7 +38,7 @@ class SimBoardConfig:
 
     def __post_init__(self) -> None:
         if self.board not in BOARD_NAMES:
-            raise ValueError(f"PYNQ.remote runs on ZU boards: choose one of {', '.join(BOARD_NAMES)}, "
+            raise InputError(f"PYNQ.remote runs on ZU boards: choose one of {', '.join(BOARD_NAMES)}, "
                              f"got {self.board!r}")
 
 

@@ -13,7 +13,7 @@ from realm_hil.driver import (
     check_identity,
     check_tags,
 )
-from realm_hil.errors import RealmError
+from realm_hil.errors import InputError, RealmError
 from realm_hil.sim.device import ACCEL_BASE
 from realm_hil.stats import GemmStats, PolicyConfig, tile_stats
 from realm_hil.tiling import (
@@ -70,13 +70,15 @@ def test_random_shapes_are_bit_identical(accel):
         assert accel.last_stats.tiles_err == 0
 
 
-def test_accumulator_wraps_like_int32(accel):
-    k = (1 << 31) // (128 * 128) + 1000
+def test_longest_k_fills_the_accumulator_and_one_more_is_refused(accel):
+    """K = 131071 products of (-128)(-128) sum to 2^31 - 2^14, the top of int32: exact, every bit but the
+    sign in use. One product more could wrap to -2^31 unflagged, so it is refused before it runs."""
+    k = (1 << 31) // (128 * 128) - 1
     x = np.full((3, k), -128, dtype=np.int8)
     w = np.full((k, 5), -128, dtype=np.int8)
-    y = accel.gemm(x, w)
-    assert (y == np.int32(np.uint32((k * 16384) & 0xFFFFFFFF).view(np.int32))).all()
-    np.testing.assert_array_equal(y, int32_gemm(x, w))
+    assert (accel.gemm(x, w) == 2**31 - 2**14).all()
+    with pytest.raises(InputError, match="overflow"):
+        accel.gemm(np.full((3, k + 1), -128, np.int8), np.full((k + 1, 5), -128, np.int8))
 
 
 def test_totals_registers_equal_the_sum_of_tile_stats(driver):

@@ -20,7 +20,7 @@ from pynq.lib.dma import DMA
 
 from . import regmap
 from .errors import InputError, RealmError
-from .stats import HIST_BINS, POLICIES, PolicyConfig, TileStats, decode_stats_words
+from .stats import HIST_BINS, HW_MODES, PolicyConfig, TileStats, decode_stats_words
 from .tiling import TilePlan, assemble, pack_tiles, plan_for, tile_operands, unpack_output
 
 DEFAULT_CHUNK_BYTES = 4 << 20
@@ -124,7 +124,7 @@ class AccelDriver:
         self.mmio.write(regmap.CTRL, 1 << regmap.CTRL_CLEAR_STATS[1])
 
     def set_policy(self, policy: PolicyConfig) -> None:
-        self.mmio.write(regmap.POLICY, POLICIES[policy.mode])
+        self.mmio.write(regmap.POLICY, HW_MODES[policy.mode])
         self.mmio.write(regmap.ALPHA, policy.alpha_q8 & 0xFFFF)
         self.mmio.write(regmap.BETA, policy.beta_q8 & 0xFFFF)
         self.mmio.write(regmap.FREQ_MIN, policy.freq_min)

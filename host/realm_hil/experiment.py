@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__, open_accelerator
+from .abft.abft_profile import load_abft_profile
 from .abft.policies import POLICIES, get_policy
-from .abft.profile import load_abft_profile
 from .abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
 from .backends.board import is_pynq_address
 from .errors import InputError

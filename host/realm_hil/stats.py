@@ -15,7 +15,7 @@ from . import regmap
 from .errors import InputError
 
 HIST_BINS = 32
-POLICIES = {"off": 0, "classic": 1, "approx": 2, "statistical": 3}
+HW_MODES = {"off": 0, "classic": 1, "approx": 2, "statistical": 3}
 _U32 = 0xFFFFFFFF
 
 
@@ -30,8 +30,8 @@ class PolicyConfig:
     msd_thresh: int = 0  # approx: recover when msd > msd_thresh
 
     def __post_init__(self) -> None:
-        if self.mode not in POLICIES:
-            raise InputError(f"policy mode must be one of {', '.join(POLICIES)}, got {self.mode!r}")
+        if self.mode not in HW_MODES:
+            raise InputError(f"policy mode must be one of {', '.join(HW_MODES)}, got {self.mode!r}")
         for name in ("alpha_q8", "beta_q8"):
             if not -(1 << 15) <= getattr(self, name) < (1 << 15):
                 raise InputError(f"{name} must fit signed 16-bit Q8.8, got {getattr(self, name)}")
@@ -195,7 +195,7 @@ def tile_stats(d: np.ndarray, e: np.ndarray, policy: PolicyConfig, tags: np.ndar
     theta = theta_from_msd(msd, policy.alpha_q8, policy.beta_q8)
     freq_eff = (absd > theta[:, None]).sum(axis=1)
     any_err = (freq != 0) | (row_freq != 0)
-    mode = POLICIES[policy.mode]
+    mode = HW_MODES[policy.mode]
     if mode == 0:
         recover = np.zeros(len(d), dtype=bool)
     elif mode == 1:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from oracles import int32_matmul, tiles_of, wrap_int32
 
+from realm_hil.abft.abft_profile import profile_from_dict
 from realm_hil.abft.policies import POLICIES, get_policy, registers
-from realm_hil.abft.profile import profile_from_dict
 from realm_hil.abft.recovery import ProtectedGemm, SoftwareFaultAccelerator
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.stats import PolicyConfig

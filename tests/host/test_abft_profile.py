@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from realm_hil.abft.profile import (
+from realm_hil.abft.abft_profile import (
     PROFILE_DIR,
     AbftProfile,
     list_abft_profiles,

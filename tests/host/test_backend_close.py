@@ -13,11 +13,11 @@ import pytest
 
 import realm_hil
 from realm_hil.backends.base import AcceleratorClosedError
-from realm_hil.remote.pynq_remote import PynqRemoteServer, SimBoard
-from realm_hil.remote.sim_overlay import SimBoardConfig, write_sim_overlay
 from realm_hil.sim.build import build
+from realm_hil.sim.overlay import SimBoardConfig, write_sim_overlay
+from realm_hil.sim.pynq_remote_server import PynqRemoteServer, SimBoard
 from realm_hil.stats import PolicyConfig
-from realm_hil.timing.profile import load_profile
+from realm_hil.timing.device_profile import load_profile
 
 ISOLATED_TIMEOUT_S = 120  # the sim is built beforehand; a hang must not stall the run
 

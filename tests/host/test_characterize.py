@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from realm_hil.abft.abft_profile import Boundary, load_abft_profile
 from realm_hil.abft.characterize import (
     CharacterizeConfig,
     Grid,
@@ -29,7 +30,6 @@ from realm_hil.abft.fit import (
     tile_alpha_beta,
     translate,
 )
-from realm_hil.abft.profile import Boundary, load_abft_profile
 from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.stats import tile_stats

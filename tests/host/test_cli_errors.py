@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from realm_hil.abft.profile import load_abft_profile
+from realm_hil.abft.abft_profile import load_abft_profile
 from realm_hil.cli.main import UserError, cli
 
 # sysfs takes no new directories from any user, root included (permission bits would not stop root)
@@ -34,7 +34,7 @@ def no_work(monkeypatch):
         "realm_hil.cli.sweep.open_accelerator",
         "realm_hil.cli.compare.open_accelerator",
         "realm_hil.llm.capture.llm_workload",
-        "realm_hil.demo.open_accelerator",
+        "realm_hil.gemm_check.open_accelerator",
         "realm_hil.cli.resources.measure",
     ):
         monkeypatch.setattr(target, tripwire)

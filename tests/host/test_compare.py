@@ -11,7 +11,7 @@ from realm_hil.backends.twin import TwinAccelerator
 from realm_hil.cli.compare import compare as compare_cmd
 from realm_hil.compare import calibrate, compare_models, write_profile
 from realm_hil.sweep import sweep_clock
-from realm_hil.timing.profile import load_profile
+from realm_hil.timing.device_profile import load_profile
 from realm_hil.workload import random_workload
 
 CLOCKS = [116.0, 120.0, 125.0]

@@ -11,7 +11,7 @@ import pytest
 
 from realm_hil.fpga import registers_tcl, tcl_check
 from realm_hil.regmap_gen import load
-from realm_hil.timing.profile import load_profile
+from realm_hil.timing.device_profile import load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 needs_top = pytest.mark.skipif(

@@ -24,8 +24,8 @@ from realm_hil.cli.serve import serve
 from realm_hil.errors import BackendUnavailable
 from realm_hil.experiment import RunConfig
 from realm_hil.fpga.manifest import ManifestError
-from realm_hil.remote.pynq_remote import PynqRemoteServer, SimBoard
-from realm_hil.remote.sim_overlay import SimBoardConfig, write_sim_overlay
+from realm_hil.sim.overlay import SimBoardConfig, write_sim_overlay
+from realm_hil.sim.pynq_remote_server import PynqRemoteServer, SimBoard
 from realm_hil.stats import PolicyConfig
 from realm_hil.tiling import int32_gemm
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from realm_hil import open_accelerator
+from realm_hil.abft.abft_profile import profile_from_dict
 from realm_hil.abft.correct import correct_tiles
 from realm_hil.abft.cost import CostModel, RecoveryCost
 from realm_hil.abft.policies import registers
-from realm_hil.abft.profile import profile_from_dict
 from realm_hil.abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
 from realm_hil.stats import GemmStats
 from realm_hil.tiling import int32_gemm, plan_for

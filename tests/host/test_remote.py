@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import realm_hil
-from realm_hil.abft.profile import profile_from_dict
+from realm_hil.abft.abft_profile import profile_from_dict
 from realm_hil.abft.recovery import ProtectedGemm
 from realm_hil.backends.reference import ReferenceAccelerator
 from realm_hil.cli.main import cli
@@ -758,7 +758,7 @@ def test_serve_refuses_numbers_out_of_range_in_one_line(args, monkeypatch):
     def started(*_):
         pytest.fail(f"serve started with {args}")
     monkeypatch.setattr(RemoteServer, "serve_forever", started)
-    monkeypatch.setattr("realm_hil.remote.pynq_remote.PynqRemoteServer.wait", started)
+    monkeypatch.setattr("realm_hil.sim.pynq_remote_server.PynqRemoteServer.wait", started)
     result = CliRunner().invoke(cli, ["serve", "--bind", "127.0.0.1:0", *args], env={"REALM_HIL_TOKEN": TOKEN})
     assert result.exit_code == 2 and f"Invalid value for '{args[-2]}'" in result.output, result.output
     assert "Traceback" not in result.output

@@ -21,8 +21,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from realm_hil.timing.device_profile import DeviceProfile, list_profiles, load_profile
 from realm_hil.timing.emulation import timed_add, timed_dot
-from realm_hil.timing.profile import DeviceProfile, list_profiles, load_profile
 from realm_hil.timing.slack import check_slack_table, check_variation_map, slack_table, variation_map
 
 BITS = 32

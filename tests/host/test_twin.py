@@ -12,10 +12,10 @@ from realm_hil.stats import PolicyConfig
 from realm_hil.sweep import wrong_tiles
 from realm_hil.tiling import int32_gemm, plan_for, split_tiles, tile_operands
 from realm_hil.timing import emulation
+from realm_hil.timing.device_profile import load_profile
 from realm_hil.timing.emulation import timed_add, timed_dot
-from realm_hil.timing.profile import load_profile
 from realm_hil.timing.slack import first_error_clock, slack_table
-from realm_hil.twin import TwinBuildError, bench_twin, timed_checksums, timed_gemm
+from realm_hil.timing.twin_kernel import TwinBuildError, bench_twin, timed_checksums, timed_gemm
 
 MASK = 0xFFFFFFFF
 PROFILE = load_profile("pynq-z2")

@@ -57,8 +57,8 @@ def board(request, tmp_path_factory):
             raise pytest.UsageError(f"--board {name}: not a board realm-hil has an overlay for ({', '.join(BOARDS)})")
         yield BoardUnderTest(name, MANIFEST_PATH, None)
         return
-    from realm_hil.remote.pynq_remote import PynqRemoteServer, SimBoard
-    from realm_hil.remote.sim_overlay import SimBoardConfig, write_sim_overlay
+    from realm_hil.sim.overlay import SimBoardConfig, write_sim_overlay
+    from realm_hil.sim.pynq_remote_server import PynqRemoteServer, SimBoard
 
     config = SimBoardConfig(SIM_BOARD)
     manifest = write_sim_overlay(tmp_path_factory.mktemp("overlay"), config)

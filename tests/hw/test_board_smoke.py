@@ -25,9 +25,9 @@ import pytest
 
 from realm_hil import PolicyConfig, regmap
 from realm_hil.backends.pynq_backend import WIZARD_INPUT_MHZ
-from realm_hil.clocking import CLKWIZ_CFG0, CLKWIZ_CLKOUT0_DIV, setting_from_registers
+from realm_hil.clock_generators import CLKWIZ_CFG0, CLKWIZ_CLKOUT0_DIV, setting_from_registers
 from realm_hil.fpga.manifest import verify_overlay
-from realm_hil.timing.profile import load_profile
+from realm_hil.timing.device_profile import load_profile
 
 pytestmark = pytest.mark.hw
 

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realm_hil.abft.abft_profile import PROFILE_COMPONENTS, AbftProfile, Boundary, ComponentClass, Provenance
 from realm_hil.abft.characterize import (
     CharacterizeConfig,
     PointResult,
@@ -69,7 +70,6 @@ from realm_hil.abft.characterize import (
     sensitivity_summary,
 )
 from realm_hil.abft.policies import gated
-from realm_hil.abft.profile import PROFILE_COMPONENTS, AbftProfile, Boundary, ComponentClass, Provenance
 from realm_hil.errors import InputError
 from realm_hil.llm.model import load_config
 from realm_hil.llm.selection import Selection

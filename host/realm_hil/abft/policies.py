@@ -19,7 +19,7 @@ per-tile recover flags. The policies differ in those registers and in the repair
 - correct: flags as classic; tiles whose deviations locate every error are fixed in place
   (abft/correct.py), only the others are recomputed.
 - clear: unit off; accumulators outside their provable range are zeroed (anomaly clearance).
-Thresholds come from the ABFT profile of the model (abft/profile.py).
+Thresholds come from the ABFT profile of the model (abft/abft_profile.py).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from ..errors import InputError
 from ..llm.gemm import GemmSite
 from ..stats import GemmStats, PolicyConfig, tile_stats_sparse
 from ..tiling import TilePlan
+from .abft_profile import AbftProfile
 from .correct import correct_tiles
-from .profile import AbftProfile
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from ..backends.reference import ReferenceAccelerator, stats_against_exact
 from ..llm.gemm import FaultHook, GemmRouter, GemmSite
 from ..stats import GemmStats
 from ..tiling import TilePlan, int32_gemm, plan_for, validate_operands
+from .abft_profile import AbftProfile
 from .correct import clear_out_of_range
 from .cost import CostModel, RecoveryCost, main_pass_cost
 from .policies import Policy, decide, gemm_gate, get_policy, registers
-from .profile import AbftProfile
 
 
 class ProtectedGemm:

@@ -10,8 +10,8 @@ import numpy as np
 from ..driver import AccelDriver, IncompatibleAccelerator
 from ..regmap import BD_CELLS
 from ..stats import GemmStats, PolicyConfig
+from .array_clocks import BoardClock, SimClock
 from .base import Accelerator
-from .clocks import BoardClock, SimClock
 
 DEFAULT_PROFILE = "pynq-z2"
 # the Clocking Wizard is fed by the PS's fixed 100 MHz FCLK in every board design (fpga/*/board.tcl)

@@ -7,7 +7,7 @@ import numpy as np
 from ..stats import GemmStats, tile_stats_sparse
 from ..tiling import int32_gemm, plan_for
 from ..timing.modeled_clock import ModeledClock
-from ..twin import timed_checksums, timed_gemm
+from ..timing.twin_kernel import timed_checksums, timed_gemm
 from .base import Accelerator
 from .reference import exact_stats, stats_against_exact
 

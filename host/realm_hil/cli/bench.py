@@ -25,7 +25,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def bench_sim_cmd(array_n: int, as_json: bool) -> None:
     """Host path (driver, pynq, DMA model, Verilated RTL) against a raw C++ loop on the same RTL."""
-    from ..sim.bench import bench_sim
+    from ..benchmarks.sim_host_path import bench_sim
 
     _emit(bench_sim(array_n=array_n), as_json)
 
@@ -35,7 +35,7 @@ def bench_sim_cmd(array_n: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def bench_twin_cmd(array_n: int, as_json: bool) -> None:
     """Software twin with the timing model active against the RTL simulation on the same GEMMs."""
-    from ..bench import bench_twin_vs_rtl
+    from ..benchmarks.twin_vs_rtl import bench_twin_vs_rtl
 
     _emit(bench_twin_vs_rtl(array_n=array_n), as_json)
 

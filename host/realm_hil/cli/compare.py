@@ -12,7 +12,7 @@ import click
 from .. import open_accelerator
 from ..errors import InputError
 from ..results import check_output_file
-from ..timing.profile import load_profile
+from ..timing.device_profile import load_profile
 from ..workload import random_workload
 from .options import MHZ, SEED, out_dir_option, out_file_option
 

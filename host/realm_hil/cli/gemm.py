@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..demo import run_gemm_check
+from ..gemm_check import run_gemm_check
 from .options import SEED, backend_option
 
 

@@ -7,8 +7,8 @@ import sys
 import click
 
 from ..errors import RealmError
+from ..timing.twin_kernel import TwinBuildError
 from ..toolchain import ToolchainError
-from ..twin import TwinBuildError
 
 # The project's own error types for problems the user can fix: bad input, a missing or wrong board,
 # bitstream or toolchain. Anything else that escapes a command, a plain ValueError included, is a

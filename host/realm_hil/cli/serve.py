@@ -18,7 +18,7 @@ from .. import BACKENDS, open_accelerator
 from ..errors import RealmError
 from ..remote.protocol import MAX_TIMEOUT_S, TOKEN_ENV, normalize_token, parse_address
 from ..remote.server import MAX_ELEMENTS, RemoteServer, ServerConfig
-from ..remote.sim_overlay import BOARD_NAMES, SimBoardConfig, write_sim_overlay
+from ..sim.overlay import BOARD_NAMES, SimBoardConfig, write_sim_overlay
 from ..toolchain import cache_dir
 
 log = logging.getLogger("realm_hil.remote")
@@ -100,7 +100,7 @@ def _check_mode(ctx: click.Context, pynq_remote: bool) -> None:
 
 
 def _serve_pynq_remote(bind: str, config: SimBoardConfig, overlay_dir: Path | None) -> None:
-    from ..remote.pynq_remote import PynqRemoteServer, SimBoard
+    from ..sim.pynq_remote_server import PynqRemoteServer, SimBoard
 
     logging.basicConfig(level=logging.INFO, format="realm-hil: %(message)s")
     manifest = write_sim_overlay(overlay_dir or cache_dir("pynq-remote", f"{config.board}-n{config.array_n}"), config)

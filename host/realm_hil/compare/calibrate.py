@@ -23,10 +23,10 @@ import yaml
 from ..errors import InputError
 from ..results import atomic_write_text
 from ..sweep import BITS, SweepPoint
+from ..timing.device_profile import DeviceProfile, load_profile
 from ..timing.emulation import L_EXACT
-from ..timing.profile import DeviceProfile, load_profile
 from ..timing.slack import slack_table
-from ..twin import timed_gemm
+from ..timing.twin_kernel import timed_gemm
 from ..workload import Gemm
 from .metrics import bit_rate_js
 
@@ -143,7 +143,7 @@ def calibrate(
 
 
 def write_profile(calibration: Calibration, path: Path, name: str) -> DeviceProfile:
-    """The fitted profile as a versioned YAML (schema of profiles/*.yaml), validated by loading it back."""
+    """The fitted profile as a versioned YAML (schema of device_profiles/*.yaml), validated by loading it back."""
     fitted = dataclasses.replace(calibration.fitted, name=name)
     fields = {"schema_version": fitted.schema_version, "name": fitted.name, "device": fitted.device,
               **{f.name: getattr(fitted, f.name) for f in dataclasses.fields(fitted)

@@ -166,7 +166,7 @@ def _accel_references(common: Path) -> dict[str, set[str]]:
 def problems(repo: Path = REPO) -> list[str]:
     """Every inconsistency between fpga/, rtl/realm_accel.v and rtl/regmap.yaml, one line each."""
     from ..regmap_gen import load
-    from ..timing.profile import load_profile
+    from ..timing.device_profile import load_profile
 
     common, rtl = repo / "fpga" / "common", repo / "rtl"
     top = rtl / "realm_accel.v"

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .device_profile import DeviceProfile, load_profile
 from .emulation import L_EXACT
-from .profile import DeviceProfile, load_profile
 from .slack import check_slack_table, slack_table, validate_clock
 
 

@@ -28,8 +28,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from ..errors import InputError
+from .device_profile import DeviceProfile, load_profile
 from .emulation import L_EXACT
-from .profile import DeviceProfile, load_profile
 
 # Checksum accumulators per array column or row, in CK_L_TABLE order: -r_c, -q_r, d_c.
 CHECK_GROUPS = 3

@@ -13,7 +13,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from cocotb_build import rtl_sources, run
-from realm_hil.stats import POLICIES, PolicyConfig, TileStats, tile_stats
+from realm_hil.stats import HW_MODES, PolicyConfig, TileStats, tile_stats
 
 I32_MIN = -(1 << 31)
 I32_MAX = (1 << 31) - 1
@@ -39,7 +39,7 @@ class TB:
 
     def set_policy(self, policy: PolicyConfig):
         dut = self.dut
-        dut.mode.value = POLICIES[policy.mode]
+        dut.mode.value = HW_MODES[policy.mode]
         dut.alpha.value = policy.alpha_q8 & 0xFFFF
         dut.beta.value = policy.beta_q8 & 0xFFFF
         dut.freq_min.value = policy.freq_min
@@ -130,7 +130,7 @@ def random_policy(rng: random.Random, mode: str) -> PolicyConfig:
 
 
 @cocotb.test()
-@cocotb.parametrize(mode=list(POLICIES))
+@cocotb.parametrize(mode=list(HW_MODES))
 async def run_test_chosen(dut, mode):
     """Corner vectors (zero, single error, -2^31, msd around 2^32) under several thresholds."""
     tb = TB(dut)
@@ -144,7 +144,7 @@ async def run_test_chosen(dut, mode):
 
 
 @cocotb.test()
-@cocotb.parametrize(mode=list(POLICIES))
+@cocotb.parametrize(mode=list(HW_MODES))
 async def run_test_random(dut, mode):
     """Random deviations, back to back, under random ALPHA/BETA/FREQ_MIN/MSD_THRESH."""
     tb = TB(dut)

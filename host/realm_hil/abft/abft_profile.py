@@ -21,9 +21,9 @@ import yaml
 
 from realm_hil.errors import InputError
 from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
-from realm_hil.profile_files import read_yaml, resolve, shipped_names
+from realm_hil.packaged_yaml import read_yaml, resolve, shipped_names
 from realm_hil.results import atomic_write_text
-from realm_hil.stats import POLICIES, PolicyConfig
+from realm_hil.stats import HW_MODES, PolicyConfig
 
 SCHEMA_VERSION = 1
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "abft_profiles"
@@ -98,8 +98,8 @@ class AbftProfile:
 
     def policy_for(self, mode: str, layer: int, component: str) -> PolicyConfig:
         """The statistics unit's registers for GEMMs of `component` in `layer` under `mode`."""
-        if mode not in POLICIES:
-            raise InputError(f"policy mode must be one of {', '.join(POLICIES)}, got {mode!r}")
+        if mode not in HW_MODES:
+            raise InputError(f"policy mode must be one of {', '.join(HW_MODES)}, got {mode!r}")
         if mode in ("off", "classic"):
             return PolicyConfig(mode)
         if mode == "statistical":
@@ -149,7 +149,7 @@ class AbftProfile:
 
     def save(self, path: Path) -> None:
         header = (
-            "# ABFT profile (realm_hil.abft.profile, schema 1), written by `realm-hil characterize`.\n"
+            "# ABFT profile (realm_hil.abft.abft_profile, schema 1), written by `realm-hil characterize`.\n"
             "# Statistical rule per n x n tile: theta = 2^(alpha * log2(msd) + beta),\n"
             "# recover when freq_eff = #{columns with |d| > theta} >= freq_min, and only in GEMMs whose\n"
             "# total freq_eff reaches gemm_freq_min (default 1).\n"

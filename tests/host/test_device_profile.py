@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from realm_hil.timing.profile import PROFILE_DIR, DeviceProfile, list_profiles, load_profile
+from realm_hil.timing.device_profile import PROFILE_DIR, DeviceProfile, list_profiles, load_profile
 from realm_hil.timing.slack import (
     check_slack_table,
     check_variation_map,

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing.emulation import L_EXACT
-from .timing.profile import load_profile
-from .timing.slack import CHECK_GROUPS, slack_table
-from .toolchain import cache_dir
+from ..toolchain import cache_dir
+from .device_profile import load_profile
+from .emulation import L_EXACT
+from .slack import CHECK_GROUPS, slack_table
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "twin.cpp"
 BASE_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..clocking import MMCM_7SERIES, MMCM_ULTRASCALE_PLUS, ClockWizard, NominalClockGuard, PsClock
+from ..clock_generators import MMCM_7SERIES, MMCM_ULTRASCALE_PLUS, ClockWizard, NominalClockGuard, PsClock
 from ..driver import AccelDriver
 from ..errors import InputError
+from ..timing.device_profile import DeviceProfile, load_profile
 from ..timing.modeled_clock import ModeledClock
-from ..timing.profile import DeviceProfile, load_profile
 from ..timing.slack import validate_clock
 
 

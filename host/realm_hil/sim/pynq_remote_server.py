@@ -40,9 +40,9 @@ from pynq.remote import (
 )
 
 from .. import regmap
-from ..backends.clocks import SimClock
+from ..backends.array_clocks import SimClock
 from ..backends.pynq_backend import WIZARD_INPUT_MHZ
-from ..clocking import (
+from ..clock_generators import (
     CLKWIZ_CFG0,
     CLKWIZ_CLKOUT0_DIV,
     CLKWIZ_LOAD,
@@ -53,10 +53,10 @@ from ..clocking import (
 )
 from ..driver import AccelDriver
 from ..errors import RealmError
-from ..sim.binding import SimModel
-from ..sim.device import ACCEL_BASE, DMA_BASE, SimDevice
-from .protocol import parse_address
-from .sim_overlay import (
+from ..remote.protocol import parse_address
+from .binding import SimModel
+from .device import ACCEL_BASE, DMA_BASE, SimDevice
+from .overlay import (
     BOARD_NAMES,
     PL_ACCEL_BASE,
     PL_DMA_BASE,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..profile_files import read_yaml, resolve, shipped_names
+from ..packaged_yaml import read_yaml, resolve, shipped_names
 
 SCHEMA_VERSION = 1
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "device_profiles"
 # Longest carry chain of the 32-bit accumulator: a PE meets timing for every input iff its
 # scaled t_base + CHAIN_BITS * tau fits in the period.
 CHAIN_BITS = 31

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from realm_hil.clocking import (
+from realm_hil.clock_generators import (
     CLKWIZ_CFG0,
     CLKWIZ_CLKOUT0_DIV,
     MMCM_7SERIES,

@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import regmap
 from ..driver import AccelDriver
+from ..sim.binding import SimModel
+from ..sim.device import SimDevice
 from ..tiling import pack_tiles, plan_for, tile_operands
-from .binding import SimModel
-from .device import SimDevice
 
 DEFAULT_SHAPES = ((64, 576, 576),)
 

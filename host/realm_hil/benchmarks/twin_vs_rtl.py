@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from . import open_accelerator
-from .timing.profile import load_profile
+from .. import open_accelerator
+from ..timing.device_profile import load_profile
 
 BENCH_SHAPES = ((64, 576, 576), (64, 576, 1536), (64, 1536, 576))
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realm_hil import twin
 from realm_hil.backends.reference import stats_against_exact
 from realm_hil.backends.twin import TwinAccelerator
 from realm_hil.stats import PolicyConfig
 from realm_hil.sweep import wrong_tiles
 from realm_hil.tiling import int32_gemm, plan_for, split_tiles, tile_operands
-from realm_hil.timing import emulation
+from realm_hil.timing import emulation, twin_kernel
 from realm_hil.timing.device_profile import load_profile
 from realm_hil.timing.emulation import timed_add, timed_dot
 from realm_hil.timing.slack import first_error_clock, slack_table
@@ -252,13 +251,13 @@ def test_rejects_bad_inputs():
 def test_build_failure_names_log(tmp_path, monkeypatch):
     monkeypatch.setenv("REALM_HIL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")
-    monkeypatch.setattr(twin, "_KERNELS", {})
+    monkeypatch.setattr(twin_kernel, "_KERNELS", {})
     with pytest.raises(TwinBuildError, match=r"build failed .*see .*twin-.*\.log") as info:
-        twin.load_kernel()
+        twin_kernel.load_kernel()
     assert "\n" not in str(info.value)
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     with pytest.raises(TwinBuildError, match="not found"):
-        twin.load_kernel()
+        twin_kernel.load_kernel()
 
 
 def test_bench_reports_timed_run():

@@ -10,7 +10,9 @@ import torch
 from click.testing import CliRunner
 
 from realm_hil.abft.abft_profile import Boundary, load_abft_profile
-from realm_hil.abft.characterize import (
+from realm_hil.abft.boundary_fit import fit_boundary, fit_classes, tile_alpha_beta, translate
+from realm_hil.abft.characterization import run_characterization
+from realm_hil.abft.characterization_sweep import (
     CharacterizeConfig,
     Grid,
     PointResult,
@@ -21,15 +23,7 @@ from realm_hil.abft.characterize import (
     prepare,
     run_points,
 )
-from realm_hil.abft.fit import (
-    Classification,
-    classify,
-    fit_boundary,
-    fit_classes,
-    run_characterization,
-    tile_alpha_beta,
-    translate,
-)
+from realm_hil.abft.component_classes import Classification, classify
 from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmSite
 from realm_hil.stats import tile_stats

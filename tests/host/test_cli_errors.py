@@ -30,7 +30,7 @@ def no_work(monkeypatch):
     for target in (
         "realm_hil.experiment.open_accelerator",
         "realm_hil.experiment.load_model",
-        "realm_hil.abft.fit.load_sweep",
+        "realm_hil.abft.characterization.load_sweep",
         "realm_hil.cli.sweep.open_accelerator",
         "realm_hil.cli.compare.open_accelerator",
         "realm_hil.llm.capture.llm_workload",

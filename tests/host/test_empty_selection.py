@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from realm_hil.abft.characterize import CharacterizeConfig, Grid, open_log, prepare, run_points
+from realm_hil.abft.characterization_sweep import CharacterizeConfig, Grid, open_log, prepare, run_points
 from realm_hil.cli.main import cli
 from realm_hil.errors import InputError
 

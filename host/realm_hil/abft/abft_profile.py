@@ -6,8 +6,8 @@ when freq_eff >= freq_min; rtl/README.md "Statistics words"), the class's GEMM g
 tiles of a GEMM are recovered only when the GEMM's total freq_eff, the unit's FREQ_EFF_TOTAL
 register, reaches gemm_freq_min: the paper's 2^theta_freq of resilient components, which a
 single tile cannot see), the per-layer MSD thresholds of the
-ApproxABFT baseline, and where the numbers came from (abft/characterize.py and abft/fit.py make
-them). Files are validated strictly: a typo must not silently fall back to a default rule.
+ApproxABFT baseline, and where the numbers came from (abft/characterization.py makes them).
+Files are validated strictly: a typo must not silently fall back to a default rule.
 """
 
 from __future__ import annotations

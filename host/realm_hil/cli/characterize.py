@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from ..abft.characterize import CharacterizeConfig, Grid, parse_layer_groups
-from ..abft.fit import run_characterization
+from ..abft.characterization import run_characterization
+from ..abft.characterization_sweep import CharacterizeConfig, Grid, parse_layer_groups
+from ..abft.component_classes import PAPER_CLASSES
 from ..llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
 from .options import SEED, FiniteFloat, out_dir_option
 
@@ -16,8 +17,7 @@ _NAMED = {
     "linear": LINEAR_COMPONENTS,
     "attention": ATTENTION_COMPONENTS,
     "all": (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS),
-    "sensitive": ("o", "down"),
-    "resilient": ("q", "k", "v", "gate", "up", "qk", "sv"),
+    **PAPER_CLASSES,
 }
 
 

@@ -1,4 +1,4 @@
-"""Characterization of the critical region: perplexity under controlled GEMM errors on a (MSD, freq) grid.
+"""The characterization sweep: perplexity under controlled GEMM errors on a (MSD, freq) grid.
 
 For one grid point (log2 MSD, log2 freq), every targeted INT32 GEMM output (one component, the
 layers of one layer group, one stage) gets `freq` erroneous elements at seeded random positions
@@ -7,9 +7,9 @@ perplexity increase over the error-free W8A8 model says whether the point is cri
 
 Magnitude split: equal, MSD // freq per element and the remainder spread as +1 over the first
 elements, so the sum is exactly MSD. Equal magnitudes make freq the number of equally harmful
-errors, which is what the per-tile rule's freq_eff counts (abft/fit.py derives the tile rule
-under the same split). Points need 1 <= MSD / freq <= 2^31 (an INT32 deviation is at most 2^31);
-others are infeasible and skipped. Two errors landing in one column of one tile add in the
+errors, which is what the per-tile rule's freq_eff counts (docs/abft-statistics.md derives the
+tile rule under the same split). Points need 1 <= MSD / freq <= 2^31 (an INT32 deviation is at
+most 2^31); others are infeasible and skipped. Two errors landing in one column of one tile add in the
 column checksum (and may cancel), so the deviation hardware would see can be slightly below
 the nominal point on dense grids; at the sparse densities that matter (freq << M x N) it is rare.
 
@@ -500,22 +500,3 @@ def load_sweep(config: CharacterizeConfig) -> Sweep:
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
     return prepare(loaded.model, windows, config)
-
-
-def sensitivity_summary(points: list[PointResult]) -> dict[str, dict[str, float]]:
-    """Per stage/group and component: lowest critical log2 MSD at each log2 freq, and the fraction critical.
-
-    "onset" is the lowest log2 MSD that is critical at any freq (inf: never critical on the grid).
-    """
-    table: dict[str, dict[str, float]] = {}
-    for p in points:
-        row = table.setdefault(
-            f"{p.stage}/{p.group}/{p.component}", {"onset": math.inf, "critical": 0, "points": 0}
-        )
-        row["points"] += 1
-        if p.critical:
-            row["critical"] += 1
-            row["onset"] = min(row["onset"], p.log2_msd)
-            col = f"onset@f{p.log2_freq}"
-            row[col] = min(row.get(col, math.inf), p.log2_msd)
-    return table

@@ -15,8 +15,8 @@ from .abft.abft_profile import load_abft_profile
 from .abft.policies import POLICIES, get_policy
 from .abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
 from .backends.board import is_pynq_address
+from .error_models import RealmModel, SeededFaults
 from .errors import InputError
-from .llm.faults import BitFlip
 from .llm.gemm import GemmLog, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_config, load_model
 from .llm.offload import W8A8Config, quantize_model
@@ -317,7 +317,7 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
                 for policy in config.policies:
                     # a fresh generator per policy: every policy faces the same first faults
                     device = acc if model == "timing" else SoftwareFaultAccelerator(
-                        BitFlip(rate, bit, config.seed), acc.array_n, applied)
+                        SeededFaults(RealmModel(rate, bit), config.seed), acc.array_n, applied)
                     protected = ProtectedGemm(device, policy, profile, recovery, nominal_mhz=nominal,
                                               measure=True)
                     router.backend = protected

@@ -1,11 +1,9 @@
 """W8A8 quantization, the GEMM router and fault hook, without a pretrained model."""
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
-from realm_hil.llm.faults import BitFlip
 from realm_hil.llm.gemm import GemmRouter, GemmSite, TorchIntMM
 from realm_hil.llm.offload import QuantLinear
 from realm_hil.llm.quant import QMAX, dequantize, quantize_columns, quantize_rows, smoothing_factors
@@ -107,17 +105,3 @@ def test_quant_linear_matches_float_and_passes_faults_unclamped():
     assert torch.isclose(delta[4, 7], expected, rtol=1e-5)
     delta[4, 7] = 0
     assert (delta == 0).all()
-
-
-def test_bitflip_binomial_count_seeded_and_exact_bit():
-    acc = np.zeros((200, 500), dtype=np.int32)
-    site = GemmSite(0, "o", "prefill")
-    first = BitFlip(rate=1e-3, bit=31, seed=7)(acc.copy(), site)
-    again = BitFlip(rate=1e-3, bit=31, seed=7)(acc.copy(), site)
-    assert np.array_equal(first, again)
-    flipped = np.flatnonzero(first)
-    assert 50 <= flipped.size <= 150  # Binomial(1e5, 1e-3): mean 100, sd 10
-    assert (first.reshape(-1)[flipped] == np.int32(-(2**31))).all()
-    assert BitFlip(rate=0.0)(acc, site) is acc
-    with pytest.raises(ValueError):
-        BitFlip(rate=1.5)

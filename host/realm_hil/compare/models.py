@@ -2,8 +2,9 @@
 
 Every model yields a `Run`: the INT32 outputs of each GEMM and the statistics the statistics unit
 reports (or would report) for them, so the metrics treat hardware and models through one path.
-The two statistical models are fitted to the hardware's measurement at the same clock, which is
-the most favourable setting for them: any remaining distance is a flaw of the model's form.
+The two statistical models (realm_hil/error_models.py, sampled as `run` injects them) are fitted
+to the hardware's measurement at the same clock, which is the most favourable setting for them:
+any remaining distance is a flaw of the model's form.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 
 from ..backends.base import Accelerator
 from ..backends.reference import stats_against_exact
+from ..error_models import PerBitModel, RealmModel
 from ..stats import GemmStats
-from ..sweep import BITS
 from ..tiling import plan_for
 from ..workload import Gemm
 
@@ -48,36 +49,9 @@ def _with_stats(model: str, mhz: float, outputs: list[np.ndarray], workload: Seq
     return Run(model, mhz, outputs, stats)
 
 
-@dataclass(frozen=True)
-class RealmModel:
-    """ReaLM's assumption: each output element independently has one fixed bit flipped at rate `rate`."""
-
-    rate: float
-    bit: int = 30
-    name: str = "realm"
-
-    def corrupt(self, exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        flat = exact.copy().reshape(-1)
-        hit = rng.random(flat.size) < self.rate
-        flat[hit] ^= np.array(1 << self.bit, dtype=np.uint32).view(np.int32)
-        return flat.reshape(exact.shape)
-
-
-@dataclass(frozen=True)
-class PerBitModel:
-    """Independent flips per bit position, each at its own rate (32 rates, bit 0 = LSB)."""
-
-    rates: np.ndarray
-    name: str = "per-bit"
-
-    def corrupt(self, exact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        flips = rng.random((exact.size, BITS)) < self.rates
-        mask = (flips.astype(np.uint64) << np.arange(BITS, dtype=np.uint64)).sum(axis=1).astype(np.uint32)
-        return (exact.reshape(-1).view(np.uint32) ^ mask).view(np.int32).reshape(exact.shape)
-
-
 def run_statistical(model: RealmModel | PerBitModel, workload: Sequence[Gemm], exact: Sequence[np.ndarray],
-                    mhz: float, array_n: int, policy, seed: int) -> Run:
+                    mhz: float, array_n: int, policy, seed: int | np.random.SeedSequence) -> Run:
+    """The model's faults on the exact outputs, one generator over the GEMMs in order (as `run` injects them)."""
     rng = np.random.default_rng(seed)
     outputs = [model.corrupt(ref, rng) for ref in exact]
     return _with_stats(model.name, mhz, outputs, workload, exact, array_n, policy)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backends.base import Accelerator
+from ..error_models import PerBitModel, RealmModel
 from ..tiling import int32_gemm
 from ..workload import Gemm
 from .metrics import Distances, ErrorProfile, distances, error_profile
-from .models import PerBitModel, RealmModel, run_accelerator, run_statistical
+from .models import run_accelerator, run_statistical
 
 HARDWARE = "hardware"
 MODELS = ("realm", "per-bit", "twin")

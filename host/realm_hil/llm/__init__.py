@@ -1,6 +1,5 @@
 """The LLM side: offline model and text, W8A8 quantization, GEMM offload, perplexity."""
 
-from realm_hil.llm.faults import BitFlip
 from realm_hil.llm.gemm import FaultHook, GemmLog, GemmRecord, GemmRouter, GemmSite, IntGemm, TorchIntMM
 from realm_hil.llm.model import DEFAULT_MODEL, LoadedModel, load_model
 from realm_hil.llm.offload import QuantLinear, W8A8Config, quantize_model
@@ -9,7 +8,6 @@ from realm_hil.llm.selection import COMPONENTS, STAGES, Selection
 from realm_hil.llm.text import DEFAULT_TEXT, WIKITEXT2, load_text, token_windows
 
 __all__ = [
-    "BitFlip",
     "COMPONENTS",
     "DEFAULT_MODEL",
     "DEFAULT_TEXT",

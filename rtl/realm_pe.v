@@ -4,7 +4,7 @@
 
 // Output-stationary INT8 MAC cell. x and its valid/first/last tag move right, w moves down, one
 // cycle per cell. The accumulator update follows the timing-error model of
-// shared/reference/timing-model.md through realm_timed_add (see rtl/README.md "Processing element").
+// docs/timing-error-model.md through realm_timed_add (see rtl/README.md "Processing element").
 module realm_pe #(
   // 1: the accumulator emulates timing errors from the per-PE slack; 0: plain wrapping adder
   parameter TIMING_EMU = 1

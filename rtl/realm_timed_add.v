@@ -3,7 +3,7 @@
 `default_nettype none
 
 // The accumulator update acc <- a + b under the timing-error model of
-// shared/reference/timing-model.md (rtl/README.md, "Processing element and timing-error
+// docs/timing-error-model.md (rtl/README.md, "Processing element and timing-error
 // emulation"): bits whose carry chain is longer than the slack L keep their old value from a.
 // Combinational; the PEs and, with EMU_CHECKS, the checksum accumulators share it so that every
 // emulated accumulator follows one rule.

@@ -1,6 +1,6 @@
 """Accelerator clock control on a board, and the guard that puts the nominal clock back on every exit.
 
-Two mechanisms (timing-model.md, "Clock control on real boards"):
+Two mechanisms (docs/timing-error-model.md, "Clock control on real boards"):
 - a Clocking Wizard (MMCM) with AXI4-Lite dynamic reconfiguration on the array clock: fine steps;
 - the PS FCLK dividers (pynq.ps.Clocks): coarse steps of the IO PLL, used when the overlay has no
   wizard. The frequency really applied is always read back and returned.

@@ -1,4 +1,4 @@
-"""Device profiles and per-PE slack tables (shared/reference/timing-model.md)."""
+"""Device profiles and per-PE slack tables (docs/timing-error-model.md, "Slack per PE: the device profile")."""
 
 from __future__ import annotations
 

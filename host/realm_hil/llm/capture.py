@@ -11,7 +11,8 @@ from .offload import W8A8Config, quantize_model
 from .selection import Selection
 from .text import DEFAULT_TEXT, load_text, token_windows
 
-# timing-model.md characterizes these: early and late layers, the sensitive projections
+# the first, a middle and the last layer of the default model, and the projections in the paper's
+# sensitive class (docs/abft-statistics.md, "Which components share a rule")
 DEFAULT_LAYERS = "0,15,29"
 DEFAULT_COMPONENTS = "o,down"
 

@@ -1,4 +1,4 @@
-"""Device timing profiles: one versioned YAML file per board (shared/reference/timing-model.md).
+"""Device timing profiles: one versioned YAML file per board (docs/timing-error-model.md).
 
 A profile holds what the timing model needs to turn a clock and a supply voltage into a per-PE
 slack L: the path delay split into a fixed part (t_base) and a per-carry-bit part (tau), the

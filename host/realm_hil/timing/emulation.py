@@ -1,4 +1,4 @@
-"""Numpy reference of the data-dependent timing-error model (shared/reference/timing-model.md).
+"""Numpy reference of the data-dependent timing-error model (docs/timing-error-model.md).
 
 This is the oracle the RTL emulation and the compiled twin are both tested against: slow and
 obvious on purpose, vectorized over elements, one accumulation step per call.

@@ -1,5 +1,5 @@
 // Software twin of the overclocked systolic array: INT8 GEMM with the data-dependent timing-error
-// model of shared/reference/timing-model.md, bit-exact with realm_hil.timing.emulation.timed_dot.
+// model of docs/timing-error-model.md, bit-exact with realm_hil.timing.emulation.timed_dot.
 //
 // Output element (m, j) is accumulated by PE (m % n, j % n) in k order from a reset register.
 // Lanes of a vector are consecutive output columns, so neighbouring lanes belong to different PEs

@@ -158,9 +158,11 @@ module realm_axil_regs #(
     end
   endfunction
 
-  // write channel: address and data are taken together
+  // write channel: address and data are taken together. Registers are decoded by word: a byte or
+  // half-word access carries its byte offset in the address (AXI unaligned address), the strobes
+  // say which bytes it writes.
   wire wr_take = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
-  wire [13:0] wa = s_axil_awaddr;
+  wire [13:0] wa = {s_axil_awaddr[13:2], 2'b00};
   wire [31:0] wd = s_axil_wdata;
   wire [3:0] ws = s_axil_wstrb;
   assign s_axil_awready = wr_take;
@@ -334,7 +336,7 @@ module realm_axil_regs #(
       end
       if (rd_take) begin
         s_axil_rvalid <= 1'b1;
-        s_axil_rdata <= read_word(s_axil_araddr);
+        s_axil_rdata <= read_word({s_axil_araddr[13:2], 2'b00});
       end
     end
   end

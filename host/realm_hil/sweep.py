@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.base import Accelerator
+from .accelerator import Accelerator
 from .errors import InputError
 from .results import atomic_write_text
 from .tiling import int32_gemm, pad_to_tiles
@@ -93,13 +93,14 @@ def sweep_clock(
             bits = np.zeros(BITS, dtype=np.int64)
             elements = elements_err = tiles = tiles_err = false_alarms = missed = 0
             for gemm, ref in zip(workload, exact, strict=True):
-                y = acc.gemm(gemm.x, gemm.w)
+                result = acc.gemm(gemm.x, gemm.w)
+                y, stats = result.y, result.stats
                 bits += bit_error_counts(y, ref)
                 elements += y.size
                 elements_err += int(np.count_nonzero(y != ref))
-                tiles += acc.last_stats.n_tiles
-                tiles_err += acc.last_stats.tiles_err
-                flagged = acc.last_stats.tiles.any_err
+                tiles += stats.n_tiles
+                tiles_err += stats.tiles_err
+                flagged = stats.tiles.any_err
                 wrong = wrong_tiles(y, ref, acc.array_n)
                 false_alarms += int(np.count_nonzero(flagged & ~wrong))
                 missed += int(np.count_nonzero(wrong & ~flagged))

@@ -94,33 +94,32 @@ def test_gemms_are_bit_exact_with_the_reference(served):
         ref.set_policy(policy)
         for m, k, n in shapes:
             x, w = operands(rng, m, k, n)
-            y = acc.gemm(x, w)
-            assert y.dtype == np.int32 and np.array_equal(y, int32_gemm(x, w))
-            ref.gemm(x, w)
-            assert_same_stats(acc.last_stats, ref.last_stats)
+            result = acc.gemm(x, w)
+            assert result.y.dtype == np.int32 and np.array_equal(result.y, int32_gemm(x, w))
+            assert_same_stats(result.stats, ref.gemm(x, w).stats)
 
 
 def test_overclock_matches_the_local_simulation_and_close_restores_nominal(served):
     board = served.board
     x, w = operands(np.random.default_rng(12), 40, 512, 24)
     with open_board(served) as acc, realm_hil.open_accelerator("sim", profile=CONFIG.board, seed=CONFIG.seed) as sim:
-        assert acc.clock_mhz == board.clock.mhz == board.wizard.mhz == NOMINAL
+        assert acc.clock_mhz == board.clock.point.clock_mhz == board.wizard.mhz == NOMINAL
         with pytest.raises(ValueError, match="safety ceiling"):
             acc.set_clock(450)
         assert board.wizard.mhz == NOMINAL
         # the wizard's nearest setting, read back from its registers on the far side
         applied = acc.set_clock(263.3)
         assert applied != 263.3 and abs(applied - 263.3) < 0.5
-        assert applied == acc.clock_mhz == board.wizard.mhz == board.clock.mhz
+        assert applied == acc.clock_mhz == board.wizard.mhz == board.clock.point.clock_mhz
         sim.set_clock(applied)
-        y = acc.gemm(x, w)
-        assert np.array_equal(y, sim.gemm(x, w)) and not np.array_equal(y, int32_gemm(x, w))
-        assert acc.last_stats.tiles_err > 0
-        assert_same_stats(acc.last_stats, sim.last_stats)
-    assert board.clock.mhz == board.wizard.mhz == NOMINAL
+        on_board, here = acc.gemm(x, w), sim.gemm(x, w)
+        assert np.array_equal(on_board.y, here.y) and not np.array_equal(here.y, int32_gemm(x, w))
+        assert on_board.stats.tiles_err > 0
+        assert_same_stats(on_board.stats, here.stats)
+    assert board.clock.point.clock_mhz == board.wizard.mhz == NOMINAL
     with open_board(served) as acc:
         x, w = operands(np.random.default_rng(13), 17, 64, 9)
-        assert np.array_equal(acc.gemm(x, w), int32_gemm(x, w))
+        assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
 
 
 def test_unreachable_server_bad_address_and_wrong_board(served):
@@ -165,7 +164,7 @@ def test_pynq_remote_devices_names_the_board_after_pynq_was_imported(served, mon
     with realm_hil.open_accelerator("board", manifest=served.manifest) as acc:
         assert acc.info()["remote"] == f"pynq://{served.address}"
         x, w = operands(np.random.default_rng(14), 9, 30, 11)
-        assert np.array_equal(acc.gemm(x, w), int32_gemm(x, w))
+        assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
 
 
 def test_pynq_selftest_passes_against_the_sim_server(served, capsys):
@@ -193,7 +192,7 @@ def test_serve_command_simulates_a_board_until_ctrl_c(tmp_path):
         acc = realm_hil.open_accelerator("board", address=address, board_name="zcu104", manifest=manifest)
         with acc:
             x, w = operands(np.random.default_rng(15), 20, 70, 10)
-            assert np.array_equal(acc.gemm(x, w), int32_gemm(x, w))
+            assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import BACKENDS
+from ..backends.registry import BACKENDS, backends_with
 from ..errors import InputError
 from ..results import check_output_dir, check_output_file
 
@@ -18,8 +18,8 @@ backend_option = click.option(
 emulate_checks_option = click.option(
     "--emulate-checks",
     is_flag=True,
-    help="sim, twin: overclock the checksum accumulators with the array (EMU_CHECKS build) instead of "
-    "keeping the checking logic exact",
+    help=f"{', '.join(backends_with('emulated_checks'))}: overclock the checksum accumulators with the array "
+    "(EMU_CHECKS build) instead of keeping the checking logic exact",
 )
 
 

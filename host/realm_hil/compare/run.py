@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import Accelerator
+from ..accelerator import Accelerator
 from ..tiling import int32_gemm
 from ..workload import Gemm
 from .metrics import Distances, ErrorProfile, distances, error_profile

@@ -20,7 +20,6 @@ from click.testing import CliRunner
 
 import realm_hil
 from realm_hil.cli.main import cli
-from realm_hil.cli.serve import serve
 from realm_hil.errors import BackendUnavailable
 from realm_hil.experiment import RunConfig
 from realm_hil.fpga.manifest import ManifestError
@@ -203,7 +202,8 @@ def test_serve_command_simulates_a_board_until_ctrl_c(tmp_path):
 
 def test_serve_command_refuses_options_of_the_other_mode(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(serve, ["--pynq-remote", "--bind", "127.0.0.1:0", "--backend", "sim"])
+    result = runner.invoke(cli, ["serve", "--pynq-remote", "--bind", "127.0.0.1:0", "--backend", "sim"])
     assert result.exit_code == 2 and "--backend only applies to a realm-hil server" in result.output
-    result = runner.invoke(serve, ["--bind", "127.0.0.1:0", "--board-name", "kv260", "--overlay-dir", str(tmp_path)])
+    result = runner.invoke(cli, ["serve", "--bind", "127.0.0.1:0", "--board-name", "kv260", "--overlay-dir",
+                                 str(tmp_path)])
     assert result.exit_code == 2 and "--board-name, --overlay-dir only applies to --pynq-remote" in result.output

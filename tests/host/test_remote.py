@@ -743,7 +743,7 @@ def test_serve_command_refuses_without_address_or_token(monkeypatch):
     runner = CliRunner()
     result = runner.invoke(serve, ["--backend", "reference"])
     assert result.exit_code == 2 and "--bind" in result.output
-    result = runner.invoke(serve, ["--bind", "127.0.0.1:0", "--backend", "reference"])
+    result = runner.invoke(cli, ["serve", "--bind", "127.0.0.1:0", "--backend", "reference"])
     assert result.exit_code == 2 and "REALM_HIL_TOKEN" in result.output
     result = runner.invoke(serve, ["--bind", ":5555", "--backend", "reference"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output

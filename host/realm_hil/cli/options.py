@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from pathlib import Path
 
 import click
@@ -61,3 +63,19 @@ def out_file_option(help: str):
     """--out FILE, checked writable before any work."""
     return click.option("--out", "out_path", default=None, type=click.Path(path_type=Path),
                         callback=_checked(check_output_file), help=help)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str):
+    """A (done, total) progress callback drawing a bar on stderr; the bar appears with the first
+    report, so a failure before any work stays a single line."""
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
+            bar.update(done - bar.pos)
+
+        yield progress

@@ -20,9 +20,10 @@ from click.testing import CliRunner
 
 import realm_hil
 from realm_hil.cli.main import cli
-from realm_hil.errors import BackendUnavailable
+from realm_hil.errors import BackendUnavailable, InputError
 from realm_hil.experiment import RunConfig
 from realm_hil.fpga.manifest import ManifestError
+from realm_hil.operating_point import OperatingPoint
 from realm_hil.sim.overlay import SimBoardConfig, write_sim_overlay
 from realm_hil.sim.pynq_remote_server import PynqRemoteServer, SimBoard
 from realm_hil.stats import PolicyConfig
@@ -119,6 +120,21 @@ def test_overclock_matches_the_local_simulation_and_close_restores_nominal(serve
     with open_board(served) as acc:
         x, w = operands(np.random.default_rng(13), 17, 64, 9)
         assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
+
+
+def test_a_board_refuses_a_supply_voltage_in_one_line_and_keeps_its_clock(served):
+    """A board's supply is not the host's to set: asked for a voltage it says so, and nothing changes."""
+    board = served.board
+    with open_board(served) as acc:
+        applied = acc.set_clock(230.0)
+        for point in (OperatingPoint(applied, 0.8), OperatingPoint(NOMINAL, 0.8)):
+            with pytest.raises(InputError) as exc:
+                acc.set_operating_point(point)
+            assert "supply voltage cannot be set from the host on a board" in str(exc.value)
+            assert "\n" not in str(exc.value)
+            assert acc.operating_point == OperatingPoint(applied) and board.wizard.mhz == applied
+    with pytest.raises(InputError, match="board backend takes address, board_name, manifest, token; not voltage_v"):
+        open_board(served, voltage_v=0.8)
 
 
 def test_unreachable_server_bad_address_and_wrong_board(served):

@@ -23,6 +23,7 @@ from realm_hil.cli.main import cli
 from realm_hil.cli.serve import serve
 from realm_hil.errors import BackendUnavailable, InputError
 from realm_hil.gemm_call import GemmSite
+from realm_hil.operating_point import OperatingPoint
 from realm_hil.remote import RemoteServer, ServerConfig, open_remote
 from realm_hil.remote.auth import TAG_BYTES, FrameAuth
 from realm_hil.remote.client import login
@@ -231,6 +232,31 @@ def test_force_past_the_ceiling_needs_the_servers_consent(allow_force):
                         remote.set_clock(250, force=True)
                     assert backend.clock_mhz == 100
                     assert remote.set_clock(150) == 150  # the session goes on
+        finally:
+            s.close()
+
+
+def test_the_operating_point_crosses_the_wire_and_comes_back_at_the_end():
+    """The client forwards a clock and supply voltage to the served twin: the same errors as a local
+    twin at that point; a voltage the device cannot take is one line; leaving restores the startup point."""
+    x, w = operands(np.random.default_rng(18), 24, 256, 24)
+    point = OperatingPoint(100.0, 0.85)  # the nominal clock at an undervolt: errors from the voltage alone
+    with realm_hil.open_accelerator("twin", seed=5) as backend, realm_hil.open_accelerator("twin", seed=5) as local:
+        s = Served(backend)
+        try:
+            with connect(s.address) as remote:
+                assert remote.operating_point == remote.nominal == OperatingPoint(NOMINAL)
+                assert remote.set_operating_point(point) == point == remote.operating_point == backend.operating_point
+                local.set_operating_point(point)
+                over_the_wire, here = remote.gemm(x, w), local.gemm(x, w)
+                assert np.array_equal(over_the_wire.y, here.y) and not np.array_equal(here.y, int32_gemm(x, w))
+                assert_same_stats(over_the_wire.stats, here.stats)
+                with pytest.raises(InputError, match="must be a number above V_th") as exc:
+                    remote.set_operating_point(OperatingPoint(100.0, 0.3))
+                assert "\n" not in str(exc.value) and backend.operating_point == point
+                assert remote.set_clock(110.0) == 110.0 and backend.operating_point == OperatingPoint(110.0, 0.85)
+            with connect_when_free(s.address) as remote:
+                assert remote.operating_point == backend.operating_point == OperatingPoint(NOMINAL)
         finally:
             s.close()
 

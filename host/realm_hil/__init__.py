@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .backends.base import Accelerator
+from .accelerator import Accelerator
+from .backends.registry import BACKENDS, open_accelerator
+from .gemm_call import GemmResult, GemmSite
+from .operating_point import OperatingPoint
 from .stats import GemmStats, PolicyConfig, TileStats
 
 try:
@@ -12,14 +15,5 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-BACKENDS = ("board", "sim", "twin", "reference")
-
-
-def open_accelerator(kind: str = "sim", **options) -> Accelerator:
-    """Open a backend by name: "board", "sim", "twin" or "reference"."""
-    from .backends.registry import open_backend
-
-    return open_backend(kind, **options)
-
-
-__all__ = ["Accelerator", "BACKENDS", "GemmStats", "PolicyConfig", "TileStats", "open_accelerator", "__version__"]
+__all__ = ["Accelerator", "BACKENDS", "GemmResult", "GemmSite", "GemmStats", "OperatingPoint", "PolicyConfig",
+           "TileStats", "open_accelerator", "__version__"]

@@ -25,6 +25,8 @@ CLKWIZ_CLKOUT0_DUTY = 0x210
 CLKWIZ_LOAD = 0x25C
 # load the new settings (bit 0) with SEN (bit 1), as PG065 prescribes
 CLKWIZ_LOAD_CMD = 0x3
+# the Clocking Wizard is fed by the PS's fixed 100 MHz FCLK in every board design (fpga/*/board.tcl)
+WIZARD_INPUT_MHZ = 100.0
 DUTY_50_PERCENT = 50_000
 
 

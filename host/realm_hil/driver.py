@@ -50,7 +50,9 @@ class StreamError(RuntimeError):
 
 
 @dataclass
-class GemmResult:
+class StreamedGemm:
+    """One GEMM as the accelerator streamed it back: results and the statistics words, decoded."""
+
     y: np.ndarray  # (M, N) int32
     tiles: TileStats  # decoded statistics words, one entry per tile in row-major tile order
     col_dev: np.ndarray  # (tiles, n) int32, d_c as the hardware computed it
@@ -176,9 +178,12 @@ class AccelDriver:
 
     # -- GEMM --------------------------------------------------------------------------------
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> GemmResult:
-        """Y = X W on the accelerator (x (M, K) int8, w (K, N) int8), with per-tile statistics."""
-        plan = plan_for(x, w, self.array_n)
+    def gemm(self, x: np.ndarray, w: np.ndarray, plan: TilePlan | None = None) -> StreamedGemm:
+        """Y = X W on the accelerator (x (M, K) int8, w (K, N) int8), with per-tile statistics.
+
+        `plan` is the caller's tile plan of this GEMM when it has one (a GemmCall's); else it is made here.
+        """
+        plan = plan if plan is not None else plan_for(x, w, self.array_n)
         panels = tile_operands(x, w, plan)
         per_chunk = self._reserve(plan)
         n = self.array_n
@@ -206,7 +211,7 @@ class AccelDriver:
         # the stream tags were checked above; report them as the tile index within this GEMM, as
         # every other backend does, so statistics compare field by field across backends
         tiles.tag = np.arange(plan.count, dtype=np.int64) & 0xFFFF
-        return GemmResult(assemble(y_tiles, plan), tiles, col_dev, row_dev, plan)
+        return StreamedGemm(assemble(y_tiles, plan), tiles, col_dev, row_dev, plan)
 
     def _reserve(self, plan: TilePlan) -> int:
         """Tiles per chunk for this GEMM, growing the reused DMA buffers when they are too small."""

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__, open_accelerator
+from . import __version__
 from .abft.abft_profile import load_abft_profile
 from .abft.policies import POLICIES, get_policy
-from .abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
-from .backends.board import is_pynq_address
+from .abft.recovery import ProtectedGemm, SoftwareFaultAccelerator
+from .backends.registry import backend_spec, backends_with, open_accelerator, options_for
 from .error_models import RealmModel, SeededFaults
 from .errors import InputError
-from .llm.gemm import GemmLog, TorchIntMM
+from .llm.gemm import GemmLog, GemmRouter, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_config, load_model
 from .llm.offload import W8A8Config, quantize_model
 from .llm.perplexity import perplexity
@@ -25,10 +25,6 @@ from .llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, Selection, n
 from .llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
 from .results import atomic_write_json, atomic_write_text
 
-# Cycle-accurate backends simulate ~1e8 MAC/s, the twin and reference run ~1e9 or more: each gets
-# a default text length that keeps `realm-hil run` to minutes.
-DEFAULT_TOKENS = {"sim": 64, "board": 256, "twin": 1024, "reference": 1024}
-DEFAULT_WINDOW = {"sim": 64, "board": 128, "twin": 256, "reference": 256}
 # Default overclock relative to nominal: inside the band where the first timing errors appear.
 DEFAULT_OVERCLOCK = 1.12
 # "timing": the backend's own errors (the twin's timing model, the board's real ones); "realm": the
@@ -46,12 +42,8 @@ def realm_bit(model: str) -> int | None:
     if name != "realm" or (sep and not bit.isdigit()) or (sep and not 0 <= int(bit) <= 31):
         raise InputError(f"error models must be timing, realm or realm@B (bit 0-31), got {model!r}")
     return int(bit) if sep else REALM_BIT
-# Backends that can be opened a second time, at the nominal clock, to recompute flagged tiles.
-RECOVERY_BACKENDS = ("twin", "reference")
-# Backends whose checksum accumulators can be overclocked with the array (EMU_CHECKS).
-EMULATED_CHECKS_BACKENDS = ("sim", "twin")
-# Backends that model the same die from (profile, seed): each can confirm the other point for point.
-CONFIRMING_BACKENDS = ("sim", "twin")
+
+
 # The figures a confirmation compares: what the errors and the recovery did, not the time they took.
 CONFIRMED_FIELDS = ("ppl", "gemms", "tiles", "tiles_err", "tiles_recover", "element_error_rate",
                     "tiles_recomputed", "tiles_corrected", "residual_errors")
@@ -62,8 +54,8 @@ class RunConfig:
     backend: str = "sim"
     model: str = DEFAULT_MODEL
     text: str = DEFAULT_TEXT
-    tokens: int | None = None  # None: DEFAULT_TOKENS[backend]
-    window: int | None = None  # None: DEFAULT_WINDOW[backend]
+    tokens: int | None = None  # None: the backend's default_tokens (backends/registry.py)
+    window: int | None = None  # None: the backend's default_window
     clocks_mhz: list[float] | None = None  # None: nominal and DEFAULT_OVERCLOCK x nominal
     policies: list[str] = field(default_factory=lambda: ["none"])
     error_models: list[str] = field(default_factory=lambda: ["timing"])
@@ -86,10 +78,9 @@ class RunConfig:
     confirm_on: str | None = None
 
     def __post_init__(self) -> None:
-        if self.backend not in DEFAULT_TOKENS:
-            raise InputError(f"backend must be one of {', '.join(DEFAULT_TOKENS)}, got {self.backend!r}")
-        self.tokens = self.tokens or DEFAULT_TOKENS[self.backend]
-        self.window = self.window or min(DEFAULT_WINDOW[self.backend], self.tokens)
+        can = backend_spec(self.backend).capabilities
+        self.tokens = self.tokens or can.default_tokens
+        self.window = self.window or min(can.default_window, self.tokens)
         if self.tokens < 2 or self.window < 2:
             raise InputError("tokens and window must be at least 2")
         if self.window > self.tokens:
@@ -117,29 +108,28 @@ class RunConfig:
                              "at each clock, so it needs the timing model in the run too")
         # timing first at every clock: the realm rows take their rate from it
         self.error_models = ["timing", *dict.fromkeys(m for m in self.error_models if m != "timing")]
-        if (self.board_name or self.manifest) and self.backend != "board":
-            raise InputError(f"a board name or manifest picks a board's overlay, not a {self.backend} backend")
-        if self.emulate_checks and self.backend not in EMULATED_CHECKS_BACKENDS:
-            raise InputError(f"emulated checksums need the {' or '.join(EMULATED_CHECKS_BACKENDS)} backend, "
-                             f"not {self.backend}")
-        served = self.board_address is not None and not is_pynq_address(self.board_address)
-        if served and (self.board_name or self.manifest):
-            raise InputError("a board name or manifest picks the overlay on this machine's board or a pynq:// "
-                             "one; `realm-hil serve` loads its own")
+        self.backend_options()  # what the backend cannot use fails here, before the device opens
         if self.confirm_on is not None:
-            if self.confirm_on == self.backend or self.confirm_on not in CONFIRMING_BACKENDS:
+            dies = backends_with("models_die")
+            if self.confirm_on == self.backend or self.confirm_on not in dies:
                 raise InputError(f"--confirm takes a modeled backend other than {self.backend} "
-                                 f"({', '.join(CONFIRMING_BACKENDS)}), got {self.confirm_on!r}")
-            if self.backend not in CONFIRMING_BACKENDS:
+                                 f"({', '.join(dies)}), got {self.confirm_on!r}")
+            if not can.models_die:
                 raise InputError(f"--confirm compares two models of the same silicon; {self.backend} is not one "
-                                 f"(use {' or '.join(CONFIRMING_BACKENDS)})")
+                                 f"(use {' or '.join(dies)})")
         if self.recover_on is None:
-            self.recover_on = "accelerator" if self.backend in RECOVERY_BACKENDS else "host"
+            self.recover_on = "accelerator" if can.recovery else "host"
         if self.recover_on not in ("accelerator", "host"):
             raise InputError(f"recover_on must be 'accelerator' or 'host', got {self.recover_on!r}")
-        if self.recover_on == "accelerator" and self.backend not in RECOVERY_BACKENDS:
+        if self.recover_on == "accelerator" and not can.recovery:
             raise InputError(f"a second {self.backend} accelerator for recovery is not available; "
-                             f"recover on the host, or use {' or '.join(RECOVERY_BACKENDS)}")
+                             f"recover on the host, or use {' or '.join(backends_with('recovery'))}")
+
+    def backend_options(self, backend: str | None = None):
+        """The options of this run's backend (or of `backend`, the confirming one) from the run's values."""
+        return options_for(backend or self.backend, array_n=self.array_n, profile=self.profile, seed=self.seed,
+                           emulate_checks=self.emulate_checks, address=self.board_address,
+                           board_name=self.board_name, manifest=self.manifest)
 
 
 @dataclass
@@ -266,11 +256,11 @@ def summarize(log: GemmLog) -> dict:
 
 
 def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunReport:
-    options = _backend_options(config)
+    options = config.backend_options()
     profile = _check_against_model(config)
     # open the device and try every clock before minutes of model loading and float evaluation:
     # a missing board or an out-of-range clock must fail at once
-    with open_accelerator(config.backend, **options) as acc, _recovery_device(config, options) as recovery:
+    with open_accelerator(config.backend, options) as acc, _recovery_device(config, options) as recovery:
         nominal = acc.clock_mhz
         clocks = config.clocks_mhz or [nominal, nominal * DEFAULT_OVERCLOCK]
         try:
@@ -299,7 +289,7 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
         return ppl
 
     float_ppl = evaluate("float")
-    router = SiteRouter()
+    router = GemmRouter()
     quantize_model(loaded.model, W8A8Config(attention=config.attention), router)
     w8a8_ppl = evaluate("W8A8 reference")  # with every GEMM selected: its log holds every site of the run
     router.selection = Selection.parse(config.layers, config.components, config.stages,
@@ -346,7 +336,7 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed, confirmation)
 
 
-def _confirm(config: RunConfig, acc, recovery, profile, router: SiteRouter, model, window, clocks) -> Confirmation:
+def _confirm(config: RunConfig, acc, recovery, profile, router: GemmRouter, model, window, clocks) -> Confirmation:
     """The highest clock with the first protecting policy, on `window`, on acc and on config.confirm_on."""
     clock = max(clocks)
     policy = next((p for p in config.policies if p != "none"), config.policies[0])
@@ -367,21 +357,14 @@ def _confirm(config: RunConfig, acc, recovery, profile, router: SiteRouter, mode
                 "tiles_recomputed": cost.tiles_recomputed, "tiles_corrected": cost.tiles_corrected,
                 "residual_errors": cost.elements_wrong_after, "clock_mhz": applied}
 
-    other_config = _replace_backend(config, config.confirm_on)
-    with open_accelerator(config.confirm_on, **_backend_options(other_config)) as other:
+    with open_accelerator(config.confirm_on, config.backend_options(config.confirm_on)) as other:
         mine, theirs = figures(acc, recovery), figures(other, None)
     applied = mine.pop("clock_mhz")
     theirs.pop("clock_mhz")
     return Confirmation(acc.name, other.name, applied, policy, int(window.numel()), mine, theirs)
 
 
-def _replace_backend(config: RunConfig, backend: str) -> RunConfig:
-    """The same run on another backend (recovery on the host, which every backend has)."""
-    fields = {**asdict(config), "backend": backend, "recover_on": "host", "confirm_on": None}
-    return RunConfig(**fields)
-
-
-def _require_selected(router: SiteRouter, config: RunConfig) -> None:
+def _require_selected(router: GemmRouter, config: RunConfig) -> None:
     """Fail before the first accelerator evaluation if the selection would route no GEMM to it."""
     sites = {record.site for record in router.log.records}
     if not any(router.selection.matches(s.layer, s.component, s.stage) for s in sites):
@@ -414,11 +397,11 @@ def _offloaded(attention: bool) -> set[str]:
     return {*LINEAR_COMPONENTS, *(ATTENTION_COMPONENTS if attention else ())}
 
 
-def _recovery_device(config: RunConfig, options: dict):
+def _recovery_device(config: RunConfig, options):
     """A second accelerator, left at its nominal clock, that recomputes flagged tiles (or None: the host)."""
     if config.recover_on == "host":
         return contextlib.nullcontext(None)
-    return open_accelerator(config.backend, **options)
+    return open_accelerator(config.backend, options)
 
 
 def _matched_rate(rows: list[RunRow], clock_mhz: float) -> float:
@@ -432,17 +415,6 @@ def _matched_rate(rows: list[RunRow], clock_mhz: float) -> float:
     timing = [r for r in rows if r.clock_mhz == clock_mhz and r.error_model == "timing"]
     exact = [r for r in timing if r.residual_errors == 0]
     return (exact or timing)[0].element_error_rate
-
-
-def _backend_options(config: RunConfig) -> dict:
-    if config.backend in EMULATED_CHECKS_BACKENDS:
-        return {"array_n": config.array_n, "profile": config.profile, "seed": config.seed,
-                "emulate_checks": config.emulate_checks}
-    if config.backend == "board":
-        manifest = None if config.manifest is None else Path(config.manifest)
-        options = {"address": config.board_address, "board_name": config.board_name, "manifest": manifest}
-        return {key: value for key, value in options.items() if value is not None}
-    return {"array_n": config.array_n} if config.backend == "reference" else {}
 
 
 def _totals(summary: dict) -> dict:

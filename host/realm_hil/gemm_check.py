@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import open_accelerator
+from .backends.registry import open_accelerator
 from .errors import InputError
 from .tiling import check_k
 
@@ -62,9 +62,9 @@ def run_gemm_check(backend: str, m: int, k: int, n: int, seed: int = 0) -> GemmC
     expected = numpy_int32_gemm(x, w)
     with open_accelerator(backend) as acc:
         start = time.perf_counter()
-        y = acc.gemm(x, w)
+        result = acc.gemm(x, w)
         seconds = time.perf_counter() - start
-        stats = acc.last_stats
+    y, stats = result.y, result.stats
     mismatches = int(np.count_nonzero(y != expected))
     return GemmCheck(backend, (m, k, n), seed, mismatches == 0, mismatches, seconds, stats.n_tiles, stats.tiles_err)
 

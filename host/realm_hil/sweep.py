@@ -1,4 +1,4 @@
-"""Error rate per output element and per bit position against the array clock."""
+"""Error rate per output element and per bit position against the array clock (`realm-hil sweep-clock`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.base import Accelerator
+from .accelerator import Accelerator
+from .backends.registry import backend_spec, backends_with, open_accelerator, options_for
 from .errors import InputError
 from .results import atomic_write_text
 from .tiling import int32_gemm, pad_to_tiles
-from .workload import Gemm
+from .workload import Gemm, random_workload
 
 BITS = 32
+WORKLOADS = ("random", "llm")
+# (done, total) GEMMs after each one
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -77,34 +81,100 @@ def wrong_tiles(y: np.ndarray, exact: np.ndarray, array_n: int) -> np.ndarray:
     return wrong.reshape(tiles_m, array_n, tiles_n, array_n).any(axis=(1, 3)).ravel()
 
 
+@dataclass(frozen=True)
+class SweepConfig:
+    backend: str = "twin"  # one whose clock changes what it computes
+    profile: str = "pynq-z2"  # device timing profile (sim, twin)
+    start_mhz: float | None = None  # first clock [the profile's nominal]
+    stop_mhz: float | None = None  # last clock [1.5 x nominal]
+    steps: int = 16
+    workload: str = "random"  # random operands, or "llm": GEMMs captured from the model
+    gemms: int = 6  # GEMMs in the workload
+    seed: int = 0  # operands and per-PE variation
+    emulate_checks: bool = False  # the checksum accumulators overclocked with the array (sim, twin)
+
+    def __post_init__(self) -> None:
+        if self.start_mhz is not None and self.stop_mhz is not None:
+            clock_range(self.start_mhz, self.start_mhz, self.stop_mhz, self.steps)  # a backwards range fails now
+        if not backend_spec(self.backend).capabilities.clock_control:
+            raise InputError(f"a clock sweep needs a backend whose clock changes what it computes "
+                             f"({', '.join(backends_with('clock_control'))}), not {self.backend}")
+        if self.workload not in WORKLOADS:
+            raise InputError(f"the workload is one of {', '.join(WORKLOADS)}, got {self.workload!r}")
+        self.backend_options()  # what the backend cannot use fails before it opens
+
+    def backend_options(self):
+        return options_for(self.backend, profile=self.profile, seed=self.seed, emulate_checks=self.emulate_checks)
+
+
+@dataclass
+class SweepResult:
+    config: SweepConfig
+    points: list[SweepPoint]
+
+    def table(self) -> str:
+        lines = [f"{'MHz':>8} {'elem err':>10} {'tile err':>9} {'false al.':>9} {'missed':>9}  highest bit in error"]
+        for p in self.points:
+            wrong = np.nonzero(p.bit_errors)[0]
+            lines.append(f"{p.applied_mhz:8.2f} {p.element_error_rate:10.3g} {p.tile_error_rate:9.3g} "
+                         f"{p.false_alarm_rate:9.3g} {p.missed_rate:9.3g}  {wrong.max() if wrong.size else '-'}")
+        return "\n".join(lines)
+
+    def save(self, out_dir: Path) -> tuple[Path, Path]:
+        """sweep.csv and sweep.png in out_dir."""
+        c = self.config
+        checks = ", checksums overclocked" if c.emulate_checks else ""
+        paths = (Path(out_dir) / "sweep.csv", Path(out_dir) / "sweep.png")
+        write_csv(self.points, paths[0])
+        plot(self.points, paths[1], f"{c.backend} / {c.profile}: {c.workload} workload, seed {c.seed}{checks}")
+        return paths
+
+
+def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepResult:
+    """Open the backend, take the workload, run it at every clock of the sweep."""
+    with open_accelerator(config.backend, config.backend_options()) as acc:
+        clocks = clock_range(acc.clock_mhz, config.start_mhz, config.stop_mhz, config.steps)
+        if config.workload == "llm":
+            from .llm.capture import llm_workload
+
+            workload = llm_workload(count=config.gemms, seed=config.seed)
+            if len(workload) < config.gemms:
+                raise InputError(f"the llm workload has {len(workload)} GEMMs, not {config.gemms}")
+        else:
+            workload = random_workload(count=config.gemms, seed=config.seed)
+        return SweepResult(config, sweep_clock(acc, workload, clocks, progress))
+
+
 def sweep_clock(
     acc: Accelerator,
     workload: Sequence[Gemm],
     clocks_mhz: Sequence[float],
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[SweepPoint]:
     """Run every GEMM of the workload at every clock on `acc`; the clock is restored afterwards."""
     exact = [int32_gemm(g.x, g.w) for g in workload]
     nominal = acc.clock_mhz
+    total = len(clocks_mhz) * len(workload)
     points = []
     try:
         for mhz in clocks_mhz:
             applied = acc.set_clock(mhz)
             bits = np.zeros(BITS, dtype=np.int64)
             elements = elements_err = tiles = tiles_err = false_alarms = missed = 0
-            for gemm, ref in zip(workload, exact, strict=True):
-                y = acc.gemm(gemm.x, gemm.w)
+            for index, (gemm, ref) in enumerate(zip(workload, exact, strict=True)):
+                result = acc.gemm(gemm.x, gemm.w)
+                y, stats = result.y, result.stats
                 bits += bit_error_counts(y, ref)
                 elements += y.size
                 elements_err += int(np.count_nonzero(y != ref))
-                tiles += acc.last_stats.n_tiles
-                tiles_err += acc.last_stats.tiles_err
-                flagged = acc.last_stats.tiles.any_err
+                tiles += stats.n_tiles
+                tiles_err += stats.tiles_err
+                flagged = stats.tiles.any_err
                 wrong = wrong_tiles(y, ref, acc.array_n)
                 false_alarms += int(np.count_nonzero(flagged & ~wrong))
                 missed += int(np.count_nonzero(wrong & ~flagged))
                 if progress:
-                    progress(1)
+                    progress(len(points) * len(workload) + index + 1, total)
             points.append(SweepPoint(mhz, applied, elements, elements_err, tiles, tiles_err, bits,
                                      false_alarms, missed))
     finally:

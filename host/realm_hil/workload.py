@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gemm_call import GemmResult, GemmSite
+from .tiling import int32_gemm
+
 
 @dataclass(frozen=True)
 class Gemm:
@@ -36,15 +39,12 @@ class CapturingGemm:
     """An exact integer GEMM that keeps a copy of the operands it sees (a GemmRouter backend)."""
 
     name = "capture"
-    last_stats = None
 
     def __init__(self, limit_rows: int | None = None, limit_cols: int | None = None) -> None:
         self.captured: list[tuple[np.ndarray, np.ndarray]] = []
         self.limit_rows = limit_rows
         self.limit_cols = limit_cols
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        from .tiling import int32_gemm
-
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site: GemmSite | None = None) -> GemmResult:
         self.captured.append((x[: self.limit_rows].copy(), w[:, : self.limit_cols].copy()))
-        return int32_gemm(x, w)
+        return GemmResult(int32_gemm(x, w), None)

@@ -152,8 +152,7 @@ def test_decisions_match_hand_derived_rules(name, site):
     exact = int32_matmul(x, w)
     faulty = wrap_int32(exact.astype(np.int64) + err)
     protected = ProtectedGemm(SoftwareFaultAccelerator(AddErrors(err), N), name, profile())
-    protected.site = GemmSite(layer, component, "prefill")
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w, site=GemmSite(layer, component, "prefill")).y
 
     recovered = expected_recovered(name, site)
     cost = protected.last_cost
@@ -178,8 +177,7 @@ def test_column_statistics_miss_a_sign_bit_pair_the_rows_catch():
     flags = {}
     for name in ("statistical", "statistical2d", "classic"):
         protected = ProtectedGemm(SoftwareFaultAccelerator(AddErrors(err), N), name, profile())
-        protected.site = GemmSite(0, "o", "prefill")
-        y = protected.gemm(x, w)
+        y = protected.gemm(x, w, site=GemmSite(0, "o", "prefill")).y
         flags[name] = protected.last_cost.tiles_flagged
         assert protected.last_stats.tiles.msd[0] == 0 and protected.last_stats.tiles.row_freq[0] == 2
         assert np.array_equal(y, int32_matmul(x, w)) == bool(flags[name])
@@ -193,7 +191,7 @@ def test_clear_zeroes_only_out_of_range_values():
     err[1, 2] = 1 << 30  # far beyond |y| <= 32 * 128 * 128
     err[5, 7] = 3  # in range: invisible to clearance
     protected = ProtectedGemm(SoftwareFaultAccelerator(AddErrors(err), N), "clear", measure=True)
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w).y
     exact = int32_matmul(x, w)
     assert y[1, 2] == 0 and y[5, 7] == exact[5, 7] + 3
     assert protected.last_cost.elements_cleared == 1 and protected.last_cost.elements_wrong_after == 2
@@ -211,8 +209,7 @@ def test_gemm_gate_ignores_flags_of_gemms_with_few_large_errors(gate, recovered)
     err = np.zeros((x.shape[0], w.shape[1]), np.int64)
     err[[0, 9, 17, 25], [1, 10, 18, 26]] = 1 << 30  # four lone huge errors, one per tile
     protected = ProtectedGemm(SoftwareFaultAccelerator(AddErrors(err), N), get_policy("statistical"), gated)
-    protected.site = GemmSite(0, "q", "prefill")
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w, site=GemmSite(0, "q", "prefill")).y
     assert protected.last_stats.freq_eff == 4
     assert np.array_equal(y, int32_matmul(x, w)) == recovered
     assert protected.last_cost.tiles_flagged == (4 if recovered else 0)

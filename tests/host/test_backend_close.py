@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import realm_hil
-from realm_hil.backends.base import AcceleratorClosedError
+from realm_hil.accelerator import AcceleratorClosedError
+from realm_hil.operating_point import OperatingPoint
 from realm_hil.sim.build import build
 from realm_hil.sim.overlay import SimBoardConfig, write_sim_overlay
 from realm_hil.sim.pynq_remote_server import PynqRemoteServer, SimBoard
@@ -40,7 +41,7 @@ def run_isolated(code: str) -> str:
 CALLS_AFTER_CLOSE = """
     import numpy as np
     import realm_hil
-    from realm_hil.backends.base import AcceleratorClosedError
+    from realm_hil.accelerator import AcceleratorClosedError
 
     acc = realm_hil.open_accelerator("sim")
     model = acc.driver.device.model
@@ -102,7 +103,7 @@ def test_every_call_after_close_raises(kind):
 
 RESTORE_FAILS = """
     import realm_hil
-    from realm_hil.backends.base import AcceleratorClosedError
+    from realm_hil.accelerator import AcceleratorClosedError
 
     acc = realm_hil.open_accelerator("sim")
     model = acc.driver.device.model
@@ -140,7 +141,7 @@ def test_close_frees_the_sim_and_reports_a_failed_restore():
 CLOSE_DURING_RAW = """
     import threading, time
     import numpy as np
-    from realm_hil.backends.base import AcceleratorClosedError
+    from realm_hil.accelerator import AcceleratorClosedError
     from realm_hil.sim.binding import SimModel
     from realm_hil.tiling import int32_gemm, pack_tiles, plan_for, tile_operands, unpack_output, assemble
 
@@ -187,7 +188,7 @@ CLOSE_DURING_GEMM = """
     import threading, time
     import numpy as np
     import realm_hil
-    from realm_hil.backends.base import AcceleratorClosedError
+    from realm_hil.accelerator import AcceleratorClosedError
 
     rng = np.random.default_rng(6)
     x = rng.integers(-128, 128, (128, 1024), dtype=np.int8)
@@ -198,7 +199,7 @@ CLOSE_DURING_GEMM = """
     def gemm():
         started.set()
         try:
-            result["y"] = acc.gemm(x, w)
+            result["y"] = acc.gemm(x, w).y
         except AcceleratorClosedError as exc:
             result["refused"] = str(exc)
 
@@ -226,18 +227,18 @@ def test_close_waits_for_a_gemm_in_flight_on_another_thread():
 @pytest.mark.parametrize("kind", ["twin", pytest.param("sim", marks=pytest.mark.sim)])
 def test_a_bad_voltage_leaves_the_clock_as_it_was(kind):
     profile = load_profile("pynq-z2")
-    with realm_hil.open_accelerator(kind, profile="pynq-z2", voltage=0.95) as acc:
-        model = acc.clock if kind == "twin" else acc.clock.model
+    with realm_hil.open_accelerator(kind, profile="pynq-z2", voltage_v=0.95) as acc:
+        array = acc.array if kind == "twin" else acc.clock.array
         acc.set_clock(112.0)
-        before = (model.mhz, model.voltage, model.slack.copy())
+        before = (array.point, array.slack.copy())
         for bad in (profile.v_th, 0.1, float("nan"), "0.9", True):
             with pytest.raises(ValueError, match="voltage"):
-                acc.set_clock(118.0, voltage=bad)
-            assert (model.mhz, model.voltage) == before[:2]
-            assert np.array_equal(model.slack, before[2])
+                acc.set_operating_point(OperatingPoint(118.0, bad))
+            assert array.point == before[0] == OperatingPoint(112.0, 0.95)
+            assert np.array_equal(array.slack, before[1])
         # the stored voltage still works: a clock change keeps it
         assert acc.set_clock(112.0) == 112.0
-        assert model.voltage == 0.95 and np.array_equal(model.slack, before[2])
+        assert acc.operating_point.voltage_v == 0.95 and np.array_equal(array.slack, before[1])
 
 
 def test_reference_refuses_a_clock_that_is_not_a_finite_positive_number():

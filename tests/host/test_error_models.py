@@ -96,7 +96,7 @@ def test_run_and_compare_inject_the_same_faults_for_one_seed(model):
     device.set_policy(policy)
     run_outputs, run_stats = [], []
     for g in workload:
-        run_outputs.append(device.gemm(g.x, g.w))
+        run_outputs.append(device.gemm(g.x, g.w).y)
         run_stats.append(device.last_stats)
     exact = [int32_gemm(g.x, g.w) for g in workload]
     compared = run_statistical(model, workload, exact, 100.0, 8, policy, seed=11)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from realm_hil.gemm_call import GemmResult
 from realm_hil.llm.gemm import TorchIntMM
 from realm_hil.llm.model import load_model
 from realm_hil.llm.offload import QuantLinear, W8A8Config, quantize_model
@@ -20,10 +21,9 @@ class NumpyAccelerator:
     """Stand-in with the accelerator interface: a plain numpy int32 GEMM."""
 
     name = "numpy-int32"
-    last_stats = None
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return np.matmul(x.astype(np.int32), w.astype(np.int32))
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site=None) -> GemmResult:
+        return GemmResult(np.matmul(x.astype(np.int32), w.astype(np.int32)), None)
 
 
 @pytest.fixture(scope="module", autouse=True)

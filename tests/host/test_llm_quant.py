@@ -4,26 +4,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from realm_hil.llm.gemm import GemmRouter, GemmSite, TorchIntMM
+from realm_hil.gemm_call import GemmResult, GemmSite
+from realm_hil.llm.gemm import GemmRouter, TorchIntMM
 from realm_hil.llm.offload import QuantLinear
 from realm_hil.llm.quant import QMAX, dequantize, quantize_columns, quantize_rows, smoothing_factors
 from realm_hil.llm.selection import Selection
 
 
 class NumpyAccelerator:
-    """Stand-in with the accelerator interface until a real backend is wired in."""
+    """Stand-in with the accelerator interface until a real backend is wired in; it keeps the sites it was given."""
 
     name = "numpy-int32"
 
     def __init__(self):
-        self.last_stats = None
-        self.calls = 0
+        self.sites = []
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site=None) -> GemmResult:
         assert x.dtype == np.int8 and w.dtype == np.int8 and x.flags.c_contiguous
-        self.calls += 1
-        self.last_stats = {"call": self.calls}
-        return np.matmul(x.astype(np.int32), w.astype(np.int32))
+        self.sites.append(site)
+        return GemmResult(np.matmul(x.astype(np.int32), w.astype(np.int32)), {"call": len(self.sites)})
 
 
 def test_weight_round_trip_per_channel():
@@ -73,7 +72,7 @@ def test_router_logs_only_selected_sites_with_backend_stats():
     router.matmul(1, "o", x, w)
     router.stage = "decode"
     router.matmul(1, "o", x, w)
-    assert acc.calls == 1
+    assert acc.sites == [GemmSite(1, "o", "prefill")]  # the engine is told the site of the GEMM it runs
     (record,) = router.log.records
     assert record.site == GemmSite(1, "o", "prefill") and record.stats == {"call": 1}
 

@@ -20,10 +20,10 @@ from click.testing import CliRunner
 
 import realm_hil
 from realm_hil.cli.main import cli
-from realm_hil.cli.serve import serve
-from realm_hil.errors import BackendUnavailable
+from realm_hil.errors import BackendUnavailable, InputError
 from realm_hil.experiment import RunConfig
 from realm_hil.fpga.manifest import ManifestError
+from realm_hil.operating_point import OperatingPoint
 from realm_hil.sim.overlay import SimBoardConfig, write_sim_overlay
 from realm_hil.sim.pynq_remote_server import PynqRemoteServer, SimBoard
 from realm_hil.stats import PolicyConfig
@@ -94,33 +94,47 @@ def test_gemms_are_bit_exact_with_the_reference(served):
         ref.set_policy(policy)
         for m, k, n in shapes:
             x, w = operands(rng, m, k, n)
-            y = acc.gemm(x, w)
-            assert y.dtype == np.int32 and np.array_equal(y, int32_gemm(x, w))
-            ref.gemm(x, w)
-            assert_same_stats(acc.last_stats, ref.last_stats)
+            result = acc.gemm(x, w)
+            assert result.y.dtype == np.int32 and np.array_equal(result.y, int32_gemm(x, w))
+            assert_same_stats(result.stats, ref.gemm(x, w).stats)
 
 
 def test_overclock_matches_the_local_simulation_and_close_restores_nominal(served):
     board = served.board
     x, w = operands(np.random.default_rng(12), 40, 512, 24)
     with open_board(served) as acc, realm_hil.open_accelerator("sim", profile=CONFIG.board, seed=CONFIG.seed) as sim:
-        assert acc.clock_mhz == board.clock.mhz == board.wizard.mhz == NOMINAL
+        assert acc.clock_mhz == board.clock.point.clock_mhz == board.wizard.mhz == NOMINAL
         with pytest.raises(ValueError, match="safety ceiling"):
             acc.set_clock(450)
         assert board.wizard.mhz == NOMINAL
         # the wizard's nearest setting, read back from its registers on the far side
         applied = acc.set_clock(263.3)
         assert applied != 263.3 and abs(applied - 263.3) < 0.5
-        assert applied == acc.clock_mhz == board.wizard.mhz == board.clock.mhz
+        assert applied == acc.clock_mhz == board.wizard.mhz == board.clock.point.clock_mhz
         sim.set_clock(applied)
-        y = acc.gemm(x, w)
-        assert np.array_equal(y, sim.gemm(x, w)) and not np.array_equal(y, int32_gemm(x, w))
-        assert acc.last_stats.tiles_err > 0
-        assert_same_stats(acc.last_stats, sim.last_stats)
-    assert board.clock.mhz == board.wizard.mhz == NOMINAL
+        on_board, here = acc.gemm(x, w), sim.gemm(x, w)
+        assert np.array_equal(on_board.y, here.y) and not np.array_equal(here.y, int32_gemm(x, w))
+        assert on_board.stats.tiles_err > 0
+        assert_same_stats(on_board.stats, here.stats)
+    assert board.clock.point.clock_mhz == board.wizard.mhz == NOMINAL
     with open_board(served) as acc:
         x, w = operands(np.random.default_rng(13), 17, 64, 9)
-        assert np.array_equal(acc.gemm(x, w), int32_gemm(x, w))
+        assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
+
+
+def test_a_board_refuses_a_supply_voltage_in_one_line_and_keeps_its_clock(served):
+    """A board's supply is not the host's to set: asked for a voltage it says so, and nothing changes."""
+    board = served.board
+    with open_board(served) as acc:
+        applied = acc.set_clock(230.0)
+        for point in (OperatingPoint(applied, 0.8), OperatingPoint(NOMINAL, 0.8)):
+            with pytest.raises(InputError) as exc:
+                acc.set_operating_point(point)
+            assert "supply voltage cannot be set from the host on a board" in str(exc.value)
+            assert "\n" not in str(exc.value)
+            assert acc.operating_point == OperatingPoint(applied) and board.wizard.mhz == applied
+    with pytest.raises(InputError, match="board backend takes address, board_name, manifest, token; not voltage_v"):
+        open_board(served, voltage_v=0.8)
 
 
 def test_unreachable_server_bad_address_and_wrong_board(served):
@@ -165,7 +179,7 @@ def test_pynq_remote_devices_names_the_board_after_pynq_was_imported(served, mon
     with realm_hil.open_accelerator("board", manifest=served.manifest) as acc:
         assert acc.info()["remote"] == f"pynq://{served.address}"
         x, w = operands(np.random.default_rng(14), 9, 30, 11)
-        assert np.array_equal(acc.gemm(x, w), int32_gemm(x, w))
+        assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
 
 
 def test_pynq_selftest_passes_against_the_sim_server(served, capsys):
@@ -193,7 +207,7 @@ def test_serve_command_simulates_a_board_until_ctrl_c(tmp_path):
         acc = realm_hil.open_accelerator("board", address=address, board_name="zcu104", manifest=manifest)
         with acc:
             x, w = operands(np.random.default_rng(15), 20, 70, 10)
-            assert np.array_equal(acc.gemm(x, w), int32_gemm(x, w))
+            assert np.array_equal(acc.gemm(x, w).y, int32_gemm(x, w))
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     finally:
@@ -204,7 +218,8 @@ def test_serve_command_simulates_a_board_until_ctrl_c(tmp_path):
 
 def test_serve_command_refuses_options_of_the_other_mode(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(serve, ["--pynq-remote", "--bind", "127.0.0.1:0", "--backend", "sim"])
+    result = runner.invoke(cli, ["serve", "--pynq-remote", "--bind", "127.0.0.1:0", "--backend", "sim"])
     assert result.exit_code == 2 and "--backend only applies to a realm-hil server" in result.output
-    result = runner.invoke(serve, ["--bind", "127.0.0.1:0", "--board-name", "kv260", "--overlay-dir", str(tmp_path)])
+    result = runner.invoke(cli, ["serve", "--bind", "127.0.0.1:0", "--board-name", "kv260", "--overlay-dir",
+                                 str(tmp_path)])
     assert result.exit_code == 2 and "--board-name, --overlay-dir only applies to --pynq-remote" in result.output

@@ -11,7 +11,9 @@ from realm_hil.abft.abft_profile import profile_from_dict
 from realm_hil.abft.correct import correct_tiles
 from realm_hil.abft.cost import CostModel, RecoveryCost
 from realm_hil.abft.policies import registers
-from realm_hil.abft.recovery import ProtectedGemm, SiteRouter, SoftwareFaultAccelerator
+from realm_hil.abft.recovery import ProtectedGemm, SoftwareFaultAccelerator
+from realm_hil.gemm_call import GemmResult, GemmSite
+from realm_hil.llm.gemm import GemmRouter
 from realm_hil.stats import GemmStats
 from realm_hil.tiling import int32_gemm, plan_for
 
@@ -63,7 +65,7 @@ def test_classic_recovery_is_exact_on_the_twin(clock, recover_on):
         acc.set_clock(clock)
         recovery = spare if recover_on == "accelerator" else None
         protected = ProtectedGemm(acc, "classic", recovery=recovery, nominal_mhz=100.0, measure=True)
-        y = protected.gemm(x, w)
+        y = protected.gemm(x, w).y
     cost = protected.last_cost
     assert cost.elements_wrong > 0, "the overclock must really produce errors"
     assert np.array_equal(y, int32_gemm(x, w))
@@ -90,7 +92,7 @@ def test_correct_fixes_one_row_or_one_column_in_place(cells):
     for r, c, v in cells:
         err[8 + r, 8 + c] = v  # inside tile (1, 1)
     protected = protected_with(err)
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w).y
     assert np.array_equal(y, int32_gemm(x, w))
     cost = protected.last_cost
     assert (cost.tiles_corrected, cost.tiles_recomputed, cost.recompute_seconds) == (1, 0, 0.0)
@@ -103,7 +105,7 @@ def test_correct_recomputes_what_it_cannot_locate():
     err[[1, 4], 2] = 3
     err[[1, 6], 5] = -1 << 18  # two bad rows and two bad columns in tile 0
     protected = protected_with(err)
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w).y
     assert np.array_equal(y, int32_gemm(x, w))
     assert (protected.last_cost.tiles_corrected, protected.last_cost.tiles_recomputed) == (0, 1)
 
@@ -119,7 +121,7 @@ def test_correct_never_applies_an_implausible_fix():
     err[1, 3] = 1000
     err[2, [3, 4]] = SIGN
     protected = protected_with(err)
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w).y
     assert np.array_equal(y, int32_gemm(x, w))
     assert (protected.last_cost.tiles_corrected, protected.last_cost.tiles_recomputed) == (0, 1)
 
@@ -127,11 +129,11 @@ def test_correct_never_applies_an_implausible_fix():
 class TamperedChecks(SoftwareFaultAccelerator):
     """The row deviations come back corrupted, as if the checking path itself had erred."""
 
-    def _gemm(self, x, w):
-        y, stats = super()._gemm(x, w)
-        row_dev = stats.row_dev.copy()
+    def _run(self, call):
+        result = super()._run(call)
+        row_dev = result.stats.row_dev.copy()
         row_dev[row_dev != 0] += 1
-        return y, dataclasses.replace(stats, row_dev=row_dev)
+        return GemmResult(result.y, dataclasses.replace(result.stats, row_dev=row_dev))
 
 
 def test_correct_falls_back_to_recompute_when_checksums_disagree():
@@ -140,7 +142,7 @@ def test_correct_falls_back_to_recompute_when_checksums_disagree():
     err = np.zeros((8, 8), dtype=np.int64)
     err[2, 3] = 12345
     protected = ProtectedGemm(TamperedChecks(AddErrors(err), N), "correct", measure=True)
-    y = protected.gemm(x, w)
+    y = protected.gemm(x, w).y
     assert np.array_equal(y, int32_gemm(x, w))
     assert (protected.last_cost.tiles_corrected, protected.last_cost.tiles_recomputed) == (0, 1)
     # and the corrector on its own leaves y untouched
@@ -202,20 +204,19 @@ def test_unprotected_overclock_throughput_is_the_clock_ratio():
     assert protected.cost.tiles_recomputed == 0 and protected.cost.energy_vs_nominal < 1
 
 
-def test_site_router_programs_each_gemm_for_its_layer_and_component():
+def test_router_programs_each_gemm_for_its_layer_and_component():
     prof = profile()
     with open_accelerator("reference", array_n=N) as acc:
         protected = ProtectedGemm(acc, "approx", prof)
-        router = SiteRouter(protected)
+        router = GemmRouter(protected)
         x = torch.randint(-128, 128, (8, 32), dtype=torch.int8)
         w = torch.randint(-128, 128, (32, 16), dtype=torch.int8)
         for layer, component in [(0, "o"), (2, "up")]:
             out = router.matmul(layer, component, x, w)
             assert torch.equal(out, torch._int_mm(x, w))
             assert acc.policy == prof.policy_for("approx", layer, component)
-            assert protected.site.layer == layer and protected.site.component == component
+            assert acc.policy == registers(protected.policy, prof, GemmSite(layer, component, "prefill"))
     assert isinstance(router.log.records[0].stats, GemmStats)
-    assert registers(protected.policy, prof, protected.site) == acc.policy
 
 
 @pytest.mark.llm

@@ -54,11 +54,12 @@ def test_reference_exact_on_random_shapes(monkeypatch, torch_present):
         for x, w in operand_pairs(rng):
             m, k = x.shape
             n = w.shape[1]
-            y = acc.gemm(x, w)
+            result = acc.gemm(x, w)
+            y = result.y
             assert y.dtype == np.int32 and y.shape == (m, n)
             assert np.array_equal(y, int32_matmul(x, w)), (m, k, n)
             top = max(top, int(np.abs(y.astype(np.int64)).max()))
-            stats = acc.last_stats
+            stats = result.stats
             assert stats.n_tiles == -(-m // 8) * -(-n // 8)
             assert stats.tiles_err == 0 and stats.msd == 0
     assert top == 2**31 - 2**14  # the extreme was reached
@@ -68,7 +69,7 @@ def test_longest_k_is_exact_and_one_more_is_refused():
     """MAX_K products of (-128)(-128) sum to 2^31 - 2^14; one more could wrap to -2^31 unflagged."""
     with realm_hil.open_accelerator("reference") as acc:
         k = MAX_K
-        assert acc.gemm(np.full((1, k), -128, np.int8), np.full((k, 1), -128, np.int8))[0, 0] == 2**31 - 2**14
+        assert acc.gemm(np.full((1, k), -128, np.int8), np.full((k, 1), -128, np.int8)).y[0, 0] == 2**31 - 2**14
         with pytest.raises(InputError, match="overflow"):
             acc.gemm(np.full((1, k + 1), -128, np.int8), np.full((k + 1, 1), -128, np.int8))
 

@@ -15,6 +15,7 @@ import realm_hil
 from realm_hil.cli.main import cli
 from realm_hil.errors import InputError
 from realm_hil.experiment import RunConfig
+from realm_hil.gemm_call import GemmResult
 from realm_hil.llm.gemm import GemmRouter
 from realm_hil.llm.model import load_model
 from realm_hil.llm.offload import W8A8Config, quantize_model
@@ -102,7 +103,6 @@ class TimingOracle:
     """
 
     name = "timing-oracle"
-    last_stats = None
 
     def __init__(self, clock_mhz: float, checks: bool, classic: bool) -> None:
         self.slack = slack_table(PROFILE, clock_mhz, N, SEED)
@@ -110,7 +110,7 @@ class TimingOracle:
         self.classic = classic
         self.counts = Counter()
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site=None) -> GemmResult:
         m, n = x.shape[0], w.shape[1]
         exact = int32_matmul(x, w)
         y = timed_dot(x[:, None, :], w.T[None, :, :], self.slack[np.arange(m)[:, None] % N, np.arange(n) % N])
@@ -127,10 +127,10 @@ class TimingOracle:
                            missed=int((~flagged & wrong_tile).sum()))
         if not self.classic:
             self.counts.update(residual=int(wrong.sum()))
-            return y
+            return GemmResult(y, None)
         self.counts.update(residual=int(wrong[~flagged].sum()))
         grid = flagged.reshape(-(-m // N), -(-n // N))
-        return np.where(np.kron(grid, np.ones((N, N), bool))[:m, :n], exact, y)
+        return GemmResult(np.where(np.kron(grid, np.ones((N, N), bool))[:m, :n], exact, y), None)
 
 
 def operand_tiles(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

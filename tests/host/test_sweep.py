@@ -54,7 +54,7 @@ def test_sweep_cli_emulated_checks_counts_false_alarms_and_misses(tmp_path):
 def test_emulated_checks_need_a_modeled_backend():
     result = CliRunner().invoke(cli, ["sweep-clock", "--backend", "board", "--emulate-checks"])
     assert result.exit_code == 2
-    assert "--emulate-checks needs the sim or twin backend" in result.output
+    assert "emulated checksums need the sim or twin backend, not board" in result.output
 
 
 @pytest.mark.llm

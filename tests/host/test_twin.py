@@ -156,21 +156,21 @@ def test_emulated_checks_change_only_the_deviations():
     with TwinAccelerator(seed=3) as plain, TwinAccelerator(seed=3, emulate_checks=True) as checked:
         assert checked.info()["emulate_checks"] and not plain.info()["emulate_checks"]
         for acc in (plain, checked):
-            np.testing.assert_array_equal(acc.gemm(x, w), exact)
+            np.testing.assert_array_equal(acc.gemm(x, w).y, exact)
             assert acc.last_stats.tiles_err == 0
         # near the onset the checksum accumulators, summing larger values, err on tiles whose
         # results are still exact: false alarms; the PE draws are the same with or without them
         for acc in (plain, checked):
             acc.set_clock(118.0)
-        y = plain.gemm(x, w)
-        np.testing.assert_array_equal(checked.gemm(x, w), y)
+        y = plain.gemm(x, w).y
+        np.testing.assert_array_equal(checked.gemm(x, w).y, y)
         exact_tiles = ~wrong_tiles(y, exact, 8)
         assert not (plain.last_stats.tiles.any_err & exact_tiles).any()
         assert (checked.last_stats.tiles.any_err & exact_tiles).any()
         # every bit stale: all results are 0, and so are checksums that never leave their reset value
         for acc in (plain, checked):
             acc.set_clock(200.0)
-            assert not acc.gemm(x, w).any()
+            assert not acc.gemm(x, w).y.any()
         assert plain.last_stats.tiles.any_err.all()
         assert not checked.last_stats.tiles.any_err.any()
 

@@ -40,7 +40,7 @@ class BoardUnderTest:
             return
         from pynq.pl_server.remote_device import RemoteDevice
 
-        from realm_hil.backends.remote_board import parse_pynq_address
+        from realm_hil.backends.board_address import parse_pynq_address
 
         device = RemoteDevice(0, *parse_pynq_address(self.address))
         try:

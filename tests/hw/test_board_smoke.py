@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 
 from realm_hil import PolicyConfig, regmap
-from realm_hil.backends.pynq_backend import WIZARD_INPUT_MHZ
-from realm_hil.clock_generators import CLKWIZ_CFG0, CLKWIZ_CLKOUT0_DIV, setting_from_registers
+from realm_hil.clock_generators import CLKWIZ_CFG0, CLKWIZ_CLKOUT0_DIV, WIZARD_INPUT_MHZ, setting_from_registers
 from realm_hil.fpga.manifest import verify_overlay
 from realm_hil.timing.device_profile import load_profile
 
@@ -100,7 +99,7 @@ def test_gemms_are_exact(board):
         shapes += [tuple(int(v) for v in rng.integers(1, 200, 3)) for _ in range(5)]
         for m, k, cols in shapes:
             x, w = operands(rng, m, k, cols)
-            y = acc.gemm(x, w)
+            y = acc.gemm(x, w).y
             assert y.dtype == np.int32 and y.shape == (m, cols)
             np.testing.assert_array_equal(y, oracle(x, w), err_msg=f"{m}x{k}x{cols}")
             assert acc.last_stats.n_tiles == -(-m // n) * -(-cols // n)
@@ -108,7 +107,7 @@ def test_gemms_are_exact(board):
         # the longest K a GEMM may have fills the 32-bit accumulator to 2^31 - 2^14, every bit but the sign
         k = (1 << 31) // (128 * 128) - 1
         x, w = np.full((3, k), -128, np.int8), np.full((k, 5), -128, np.int8)
-        y = acc.gemm(x, w)
+        y = acc.gemm(x, w).y
         assert (y == (1 << 31) - (1 << 14)).all()
         np.testing.assert_array_equal(y, oracle(x, w))
 
@@ -140,7 +139,7 @@ def test_errors_and_recover_flags_appear_as_the_clock_rises(board):
         first_error = None
         for target in np.arange(nominal, profile.clock_ceiling_mhz, SWEEP_STEP * nominal):
             clock = acc.set_clock(float(target))
-            y = acc.gemm(x, w)
+            y = acc.gemm(x, w).y
             stats = acc.last_stats
             errors = tile_errors(y, expected, n)
             wrong = errors.any(axis=(1, 2))
@@ -160,7 +159,7 @@ def test_errors_and_recover_flags_appear_as_the_clock_rises(board):
         np.testing.assert_array_equal(stats.row_dev, wrapped(errors.sum(axis=2)))
         # back at the rated clock the board computes exactly again
         acc.set_clock(nominal)
-        np.testing.assert_array_equal(acc.gemm(x, w), expected)
+        np.testing.assert_array_equal(acc.gemm(x, w).y, expected)
         assert acc.last_stats.tiles_err == 0 and acc.last_stats.tiles_recover == 0
 
 
@@ -184,5 +183,5 @@ def test_nominal_clock_is_back_after_close(board, exit_by):
     assert wizard_mhz(at_nominal) == pytest.approx(profile.nominal_clock_mhz, rel=1e-6)
     with board.open() as acc:
         x, w = operands(np.random.default_rng(9), 40, 100, 30)
-        np.testing.assert_array_equal(acc.gemm(x, w), oracle(x, w))
+        np.testing.assert_array_equal(acc.gemm(x, w).y, oracle(x, w))
 

@@ -13,14 +13,10 @@ import numpy as np
 
 from realm_hil.abft.characterization_sweep import PointResult, damage
 from realm_hil.errors import InputError
-from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
+from realm_hil.llm.selection import RESILIENT_COMPONENTS, SENSITIVE_COMPONENTS
 
-# The paper's split, used for components a sweep did not characterize.
-PAPER_SENSITIVE = ("o", "down")
-PAPER_CLASSES = {
-    "sensitive": PAPER_SENSITIVE,
-    "resilient": tuple(c for c in (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS) if c not in PAPER_SENSITIVE),
-}
+# The paper's split (llm/selection.py), used for components a sweep did not characterize.
+PAPER_CLASSES = {"sensitive": SENSITIVE_COMPONENTS, "resilient": RESILIENT_COMPONENTS}
 
 
 @dataclass(frozen=True)
@@ -66,9 +62,9 @@ def classify(points: Sequence[PointResult], components: Sequence[str]) -> Classi
         cut = int(np.argmax(gaps)) + 1
         sensitive, resilient = order[:cut], order[cut:]
     else:  # one component or all alike: no measured split, keep the paper's
-        sensitive = [c for c in order if c in PAPER_SENSITIVE]
-        resilient = [c for c in order if c not in PAPER_SENSITIVE]
-    sensitive += [c for c in rest if c in PAPER_SENSITIVE]
-    resilient += [c for c in rest if c not in PAPER_SENSITIVE]
+        sensitive = [c for c in order if c in SENSITIVE_COMPONENTS]
+        resilient = [c for c in order if c not in SENSITIVE_COMPONENTS]
+    sensitive += [c for c in rest if c in SENSITIVE_COMPONENTS]
+    resilient += [c for c in rest if c not in SENSITIVE_COMPONENTS]
     classes = {"sensitive": tuple(sensitive), "resilient": tuple(resilient)}
     return Classification(score, onsets(points), classes, tuple(order))

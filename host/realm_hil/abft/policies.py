@@ -94,7 +94,7 @@ def registers(policy: Policy, profile: AbftProfile | None, site: GemmSite | None
     if site is None or site.layer is None:
         raise ValueError(
             f"policy {policy.name!r} needs the layer and component of each GEMM; "
-            f"route GEMMs through a SiteRouter or set ProtectedGemm.site"
+            f"route GEMMs through a GemmRouter, which passes each GEMM's site"
         )
     return profile.policy_for(policy.hardware_mode, site.layer, site.component)
 

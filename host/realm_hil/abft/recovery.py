@@ -1,13 +1,13 @@
 """Recovery: a GEMM engine that runs on a possibly erring accelerator and hands back exact-enough results.
 
-`ProtectedGemm` wraps a backend and behaves like one for the GemmRouter (`gemm`, `last_stats`,
-`name`, clock control). Per GEMM it programs the statistics unit for the policy and the GEMM's
-site, runs the GEMM, reads the recover flags, repairs what the policy says (abft/policies.py)
-and recomputes the remaining flagged tiles exactly, either on a recovery accelerator running at
-its nominal clock or on the host, then accounts the modeled cost (abft/cost.py).
-
-The router tells the engine which layer and component each GEMM belongs to through `SiteRouter`,
-since per-layer, per-component thresholds are what statistical ABFT and ApproxABFT are made of.
+`ProtectedGemm` wraps a backend and is a GEMM engine for the GemmRouter (`gemm(x, w, site=)`
+returning a GemmResult, `name`). Per GEMM it prepares the call once (validation, tile plan), programs
+the statistics unit for the policy and the GEMM's site, runs the call on the backend, reads the
+recover flags, repairs what the policy says (abft/policies.py) and recomputes the remaining flagged
+tiles exactly, either on a recovery accelerator running at its nominal clock or on the host, then
+accounts the modeled cost (abft/cost.py). The site comes with each GEMM, since per-layer,
+per-component thresholds are what statistical ABFT and ApproxABFT are made of, and travels on in
+the call to the backend.
 
 `SoftwareFaultAccelerator` is the device the field's software fault models run on: an exact
 GEMM whose INT32 result a fault hook corrupts before the checksums are taken, so the same
@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import torch
 
-from ..backends.base import Accelerator
+from ..accelerator import Accelerator
 from ..backends.reference import ReferenceAccelerator, stats_against_exact
-from ..llm.gemm import FaultHook, GemmRouter, GemmSite
+from ..gemm_call import GemmCall, GemmResult, GemmSite
+from ..llm.gemm import FaultHook
 from ..stats import GemmStats
-from ..tiling import TilePlan, int32_gemm, plan_for, validate_operands
+from ..tiling import TilePlan, int32_gemm
 from .abft_profile import AbftProfile
 from .correct import clear_out_of_range
 from .cost import CostModel, RecoveryCost, main_pass_cost
@@ -60,7 +60,6 @@ class ProtectedGemm:
         self.cost_model = cost_model if cost_model is not None else CostModel()
         self.measure = measure
         self.voltage_ratio = voltage_ratio
-        self.site: GemmSite | None = None
         self.last_stats: GemmStats | None = None
         self.last_cost: RecoveryCost | None = None
         self.cost = RecoveryCost()
@@ -69,45 +68,35 @@ class ProtectedGemm:
     def name(self) -> str:
         return f"{self.backend.name}+{self.policy.name}"
 
-    @property
-    def array_n(self) -> int:
-        return self.backend.array_n
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site: GemmSite | None = None) -> GemmResult:
+        """Y = X W (int8 -> int32) on the backend, repaired under the policy, with the main pass's statistics.
 
-    @property
-    def clock_mhz(self) -> float:
-        return self.backend.clock_mhz
-
-    def set_clock(self, mhz: float, *, force: bool = False) -> float:
-        return self.backend.set_clock(mhz, force=force)
-
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Y = X W (int8 -> int32) on the backend, repaired under the policy; stats of the main pass kept."""
-        validate_operands(x, w)
-        config = registers(self.policy, self.profile, self.site)
+        `last_stats` and `last_cost` keep the statistics and the cost of this GEMM, `cost` the sum
+        over every GEMM so far.
+        """
+        call = GemmCall.prepare(x, w, self.backend.array_n, site)
+        config = registers(self.policy, self.profile, site)
         self.backend.set_policy(config)
-        y = np.require(self.backend.gemm(x, w), np.int32, ["C", "W"])
-        stats = self.backend.last_stats
-        plan = plan_for(x, w, self.backend.array_n)
+        main = self.backend.run(call)
+        y, stats, plan = np.require(main.y, np.int32, ["C", "W"]), main.stats, call.plan
         cost = main_pass_cost(plan, self.cost_model, self.backend.clock_mhz, self.nominal_mhz, self.voltage_ratio)
-        exact = int32_gemm(x, w) if self.measure else None
-        if exact is not None:
+        if self.measure:
             cost.elements = y.size
-            cost.elements_wrong = int((y != exact).sum())
-        decision = decide(
-            self.policy, config, stats, y, x, w, plan, gemm_gate(self.policy, self.profile, self.site)
-        )
+            cost.elements_wrong = int((y != call.exact).sum())
+        gate = gemm_gate(self.policy, self.profile, site)
+        decision = decide(self.policy, config, stats, y, call.x, call.w, plan, gate)
         cost.tiles_flagged = int(decision.flagged.sum())
         cost.tiles_corrected = int(decision.corrected.sum())
         if decision.recompute.any():
-            cost += self._recompute(x, w, y, plan, decision.recompute)
+            cost += self._recompute(call.x, call.w, y, plan, decision.recompute)
         if self.policy.clear:
-            cost.elements_cleared = clear_out_of_range(y, x, w)
-        if exact is not None:
-            cost.elements_wrong_after = int((y != exact).sum())
+            cost.elements_cleared = clear_out_of_range(y, call.x, call.w)
+        if self.measure:
+            cost.elements_wrong_after = int((y != call.exact).sum())
         self.last_stats = stats
         self.last_cost = cost
         self.cost += cost
-        return y
+        return GemmResult(y, stats)
 
     def _recompute(
         self, x: np.ndarray, w: np.ndarray, y: np.ndarray, plan: TilePlan, tiles: np.ndarray
@@ -143,9 +132,8 @@ class ProtectedGemm:
             seconds = model.call_cycles(tiles, k, n) / (self.recovery.clock_mhz * 1e6)
             cost.recompute_seconds += seconds
             cost.energy_j += model.dynamic_energy(tiles * n * n * k) + model.static_energy(seconds)
-            recheck = self.recovery.last_stats
-            if recheck is None or recheck.tiles_err == 0:
-                return block
+            if block.stats is None or block.stats.tiles_err == 0:
+                return block.y
             cost.host_fallback_tiles += tiles
         seconds = model.host_seconds(tiles * n * n * k)
         cost.recompute_seconds += seconds
@@ -157,18 +145,6 @@ def _lines(blocks, n: int, limit: int) -> np.ndarray:
     """Row (or column) indices covered by the given tile rows (or columns), clipped to the matrix."""
     idx = (np.asarray(blocks, dtype=np.int64)[:, None] * n + np.arange(n)[None, :]).reshape(-1)
     return idx[idx < limit]
-
-
-class SiteRouter(GemmRouter):
-    """A GemmRouter that tells a ProtectedGemm backend (and a fault model under it) each GEMM's site."""
-
-    def matmul(self, layer: int | None, component: str, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.backend, ProtectedGemm):
-            site = GemmSite(layer, component, self.stage)
-            self.backend.site = site
-            if isinstance(self.backend.backend, SoftwareFaultAccelerator):
-                self.backend.backend.site = site
-        return super().matmul(layer, component, x, w)
 
 
 class SoftwareFaultAccelerator(ReferenceAccelerator):
@@ -184,9 +160,8 @@ class SoftwareFaultAccelerator(ReferenceAccelerator):
     def __init__(self, fault: FaultHook, array_n: int = 8, clock_mhz: float = 100.0) -> None:
         super().__init__(array_n, nominal_mhz=clock_mhz)
         self.fault = fault
-        self.site = GemmSite(None, "gemm", "prefill")  # SiteRouter keeps it current
 
-    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
-        exact = int32_gemm(x, w)
-        y = self.fault(exact.copy(), self.site)
-        return y, stats_against_exact(y, exact, plan_for(x, w, self.array_n), self.policy)
+    def _run(self, call: GemmCall) -> GemmResult:
+        # the fault model sees the call's site (None for a GEMM outside a model)
+        y = self.fault(call.exact.copy(), call.site)
+        return GemmResult(y, stats_against_exact(y, call.exact, call.plan, self.policy))

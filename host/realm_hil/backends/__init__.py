@@ -1,5 +1,1 @@
-"""Backends behind one interface: reference, twin, sim and board."""
-
-from .base import Accelerator
-
-__all__ = ["Accelerator"]
+"""Backends behind one interface (realm_hil.accelerator): reference, twin, sim and board, in one table (registry.py)."""

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 from ..errors import BackendUnavailable
+from .board_address import PYNQ_REMOTE_ENV, PYNQ_SCHEME, is_pynq_address
 
 NO_BOARD_HINT = "run without --board to use the Verilated accelerator (--backend sim)"
-PYNQ_SCHEME = "pynq://"  # a ZU board running the PYNQ.remote image, reached with pynq's own client
-PYNQ_REMOTE_ENV = "PYNQ_REMOTE_DEVICES"  # pynq's own list of PYNQ.remote boards, "ip[,ip...]"
-
-
-def is_pynq_address(address: str | None) -> bool:
-    return address is not None and address.startswith(PYNQ_SCHEME)
 
 
 def find_pynq_devices() -> list:
@@ -33,7 +29,8 @@ def find_pynq_devices() -> list:
     return devices
 
 
-def open_board(address: str | None = None, **options):
+def open_board(address: str | None = None, board_name: str | None = None, manifest: Path | None = None,
+               token: str | bytes | None = None):
     """A board on this machine; with address="HOST:PORT" one served by `realm-hil serve`, with
     address="pynq://HOST[:PORT]" a ZU board running the PYNQ.remote image.
 
@@ -45,12 +42,12 @@ def open_board(address: str | None = None, **options):
     if is_pynq_address(address):
         from .remote_board import open_remote_board
 
-        return open_remote_board(address, **options)
+        return open_remote_board(address, board_name, manifest)
     if address is not None:
         from ..remote.client import open_remote
 
-        return open_remote(address, **options)
+        return open_remote(address, token)
     find_pynq_devices()
     from .pynq_backend import open_overlay
 
-    return open_overlay(**options)
+    return open_overlay(board_name, manifest)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
-
+from ..accelerator import Accelerator
 from ..driver import AccelDriver, IncompatibleAccelerator
+from ..gemm_call import GemmCall, GemmResult
+from ..operating_point import OperatingPoint
 from ..regmap import BD_CELLS
 from ..stats import GemmStats, PolicyConfig
-from .array_clocks import BoardClock, SimClock
-from .base import Accelerator
+from .board_clock import BoardClock
 
 DEFAULT_PROFILE = "pynq-z2"
-# the Clocking Wizard is fed by the PS's fixed 100 MHz FCLK in every board design (fpga/*/board.tcl)
-WIZARD_INPUT_MHZ = 100.0
 
 
 class PynqAccelerator(Accelerator):
@@ -35,14 +33,13 @@ class PynqAccelerator(Accelerator):
         self._lock = threading.RLock()
         driver.set_policy(self.policy)
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def _run(self, call: GemmCall) -> GemmResult:
         with self._lock:
-            return super().gemm(x, w)
-
-    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
-        result = self.driver.gemm(x, w)
-        plan = result.plan
-        return result.y, GemmStats(result.tiles, (plan.tiles_m, plan.tiles_n), result.col_dev, result.row_dev)
+            self._check_open()  # again under the lock: a close on another thread may have come in between
+            streamed = self.driver.gemm(call.x, call.w, call.plan)
+        plan = call.plan
+        return GemmResult(streamed.y, GemmStats(streamed.tiles, (plan.tiles_m, plan.tiles_n), streamed.col_dev,
+                                                streamed.row_dev))
 
     def set_policy(self, policy: PolicyConfig) -> None:
         with self._lock:
@@ -50,14 +47,18 @@ class PynqAccelerator(Accelerator):
             self.driver.set_policy(policy)
             super().set_policy(policy)
 
-    def set_clock(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
-        with self._lock:
-            self._check_open()
-            return self.clock.set(mhz, force=force, voltage=voltage)
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return self.clock.point
 
     @property
-    def clock_mhz(self) -> float:
-        return self.clock.mhz
+    def nominal(self) -> OperatingPoint:
+        return self.clock.nominal
+
+    def set_operating_point(self, point: OperatingPoint, *, force: bool = False) -> OperatingPoint:
+        with self._lock:
+            self._check_open()
+            return self.clock.set(point, force=force)
 
     def info(self) -> dict:
         return {**super().info(), "timing_emu": self.driver.timing_emu, "inject": self.driver.inject,
@@ -84,50 +85,47 @@ class PynqAccelerator(Accelerator):
 
 
 def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed: int = 0,
-             voltage: float | None = None, emulate_checks: bool = False, **driver_options) -> PynqAccelerator:
+             voltage_v: float | None = None, emulate_checks: bool = False) -> PynqAccelerator:
     """The Verilated accelerator behind the unmodified board driver; `waves` is a sim.binding.WaveOptions.
 
     emulate_checks=True simulates the EMU_CHECKS=1 build, whose checksum accumulators are overclocked too.
     """
+    from ..sim.array_clock import SimClock
     from ..sim.binding import SimModel
     from ..sim.device import SimDevice
 
     device = SimDevice(SimModel(array_n, waves=waves, emu_checks=emulate_checks))
     try:
-        driver = AccelDriver(
-            device.ip_dict[BD_CELLS["accelerator"]], device.ip_dict[BD_CELLS["dma"]], **driver_options
-        )
-        clock = SimClock(driver, profile, seed, voltage)
+        driver = AccelDriver(device.ip_dict[BD_CELLS["accelerator"]], device.ip_dict[BD_CELLS["dma"]])
+        clock = SimClock(driver, profile, seed, voltage_v)
     except BaseException:
         device.close()
         raise
     return PynqAccelerator(driver, clock, name="sim", on_close=device.close)
 
 
-def open_overlay(board_name: str = DEFAULT_PROFILE, manifest: Path | None = None,
-                 **driver_options) -> PynqAccelerator:
-    """The overlay for `board_name` from the manifest's folder (verified against it) on this board."""
+def open_overlay(board_name: str | None = None, manifest: Path | None = None) -> PynqAccelerator:
+    """The overlay for `board_name` [pynq-z2] from the manifest's folder (verified against it) on this board."""
     from pynq import Overlay
 
     from ..fpga.manifest import MANIFEST_PATH, verify_overlay
 
     manifest = manifest or MANIFEST_PATH
-    entry = verify_overlay(board_name, manifest)
+    entry = verify_overlay(board_name or DEFAULT_PROFILE, manifest)
     overlay = Overlay(str(entry.bit_path(manifest.parent)))
-    return PynqAccelerator(*overlay_driver(overlay, entry, driver_options), name="board")
+    return PynqAccelerator(*overlay_driver(overlay, entry), name="board")
 
 
-def overlay_driver(overlay, entry, driver_options: dict) -> tuple[AccelDriver, BoardClock]:
+def overlay_driver(overlay, entry) -> tuple[AccelDriver, BoardClock]:
     """The driver and clock of a downloaded realm-hil overlay, checked against its manifest entry."""
     for cell in (BD_CELLS["accelerator"], BD_CELLS["dma"]):
         if cell not in overlay.ip_dict:
             raise IncompatibleAccelerator(
                 f"overlay {entry.bitfile} has no '{cell}' cell; it is not a realm-hil overlay")
-    driver = AccelDriver(overlay.ip_dict[BD_CELLS["accelerator"]], overlay.ip_dict[BD_CELLS["dma"]],
-                         **driver_options)
+    driver = AccelDriver(overlay.ip_dict[BD_CELLS["accelerator"]], overlay.ip_dict[BD_CELLS["dma"]])
     if driver.array_n != entry.array_n:
         raise IncompatibleAccelerator(
             f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
     # Overlay() reprograms the PL clocks from the design's metadata, so the clock is set after it
-    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"], WIZARD_INPUT_MHZ)
+    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"])
     return driver, clock

@@ -2,44 +2,47 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
-from ..errors import InputError
+from ..accelerator import Accelerator
+from ..gemm_call import GemmCall, GemmResult
+from ..operating_point import OperatingPoint
 from ..stats import GemmStats, tile_stats_sparse, zero_tile_stats
-from ..tiling import int32_gemm, pad_to_tiles, plan_for
-from .base import Accelerator
+from ..tiling import TilePlan, pad_to_tiles
 
 
 class ReferenceAccelerator(Accelerator):
-    """torch._int_mm (or numpy int64) GEMM with statistics from the shared statistics model."""
+    """torch._int_mm (or numpy int64) GEMM with statistics from the shared statistics model.
+
+    An ideal device never errs: its operating point is recorded (so modeled time and cost see the
+    clock it stands in for) but changes nothing.
+    """
 
     name = "reference"
 
-    def __init__(self, array_n: int = 8, nominal_mhz: float = 100.0) -> None:
+    def __init__(self, array_n: int = 8, nominal_mhz: float = 100.0, voltage_v: float | None = None) -> None:
         super().__init__(array_n)
-        self._clock = nominal_mhz
+        self._nominal = OperatingPoint(nominal_mhz)
+        self._point = OperatingPoint(nominal_mhz, voltage_v)
 
-    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
-        y = int32_gemm(x, w)
-        return y, exact_stats(y, plan_for(x, w, self.array_n), self.policy)
-
-    def set_clock(self, mhz: float, *, force: bool = False) -> float:
-        # An ideal device never errs, so the clock is recorded but changes nothing.
-        self._check_open()
-        if isinstance(mhz, bool) or not isinstance(mhz, numbers.Real) or not math.isfinite(mhz) or mhz <= 0:
-            raise InputError(f"clock must be a positive frequency in MHz, got {mhz!r}")
-        self._clock = float(mhz)
-        return self._clock
+    def _run(self, call: GemmCall) -> GemmResult:
+        return GemmResult(call.exact.copy(), exact_stats(call.plan, self.policy))
 
     @property
-    def clock_mhz(self) -> float:
-        return self._clock
+    def operating_point(self) -> OperatingPoint:
+        return self._point
+
+    @property
+    def nominal(self) -> OperatingPoint:
+        return self._nominal
+
+    def set_operating_point(self, point: OperatingPoint, *, force: bool = False) -> OperatingPoint:
+        self._check_open()
+        self._point = point
+        return point
 
 
-def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan, policy) -> GemmStats:
+def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy) -> GemmStats:
     """Statistics the hardware would report for result y: per-tile deviations from the exact result.
 
     By the checksum identity the hardware's d_c and e_r are the column and row sums of each tile's
@@ -54,6 +57,7 @@ def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan, policy) -> GemmS
     return GemmStats(tile_stats_sparse(d, e, policy), (plan.tiles_m, plan.tiles_n), d, e)
 
 
-def exact_stats(y: np.ndarray, plan, policy) -> GemmStats:
+def exact_stats(plan: TilePlan, policy) -> GemmStats:
+    """What the statistics unit reports for a GEMM without errors: every deviation zero."""
     zeros = np.zeros((plan.count, plan.array_n), dtype=np.int32)
     return GemmStats(zero_tile_stats(plan.count, plan.array_n, policy), (plan.tiles_m, plan.tiles_n), zeros, zeros)

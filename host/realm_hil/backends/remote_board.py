@@ -19,30 +19,16 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import BackendUnavailable, InputError
+from ..errors import BackendUnavailable
 from ..fpga.manifest import BOARDS, MANIFEST_PATH, verify_overlay
+from ..gemm_call import GemmCall, GemmResult
+from ..operating_point import OperatingPoint
 from ..remote.client import connect_socket
-from ..remote.protocol import parse_address
-from ..stats import GemmStats, PolicyConfig
-from .board import PYNQ_SCHEME
+from ..stats import PolicyConfig
+from .board_address import parse_pynq_address
 from .pynq_backend import PynqAccelerator, overlay_driver
 
-PYNQ_REMOTE_PORT = 7967
 CONNECT_TIMEOUT_S = 5.0  # pynq's own wait for the gRPC channel
-
-
-def parse_pynq_address(address: str) -> tuple[str, int]:
-    """'pynq://HOST[:PORT]' (IPv6 as [addr]) -> (host, port); the port defaults to PYNQ.remote's 7967."""
-    rest = address.removeprefix(PYNQ_SCHEME)
-    if rest.endswith("]") or ":" not in rest:
-        rest = f"{rest}:{PYNQ_REMOTE_PORT}"
-    try:
-        return parse_address(rest)
-    except ValueError as exc:
-        raise InputError(f"a PYNQ.remote board is pynq://HOST[:PORT] (e.g. pynq://192.168.2.99), "
-                         f"got {address!r}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -67,17 +53,17 @@ class RemoteBoardAccelerator(PynqAccelerator):
         with rpc_errors(self._where):
             super().__init__(driver, clock, name="board", on_close=on_close)
 
-    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
+    def _run(self, call: GemmCall) -> GemmResult:
         with rpc_errors(self._where):
-            return super()._gemm(x, w)
+            return super()._run(call)
 
     def set_policy(self, policy: PolicyConfig) -> None:
         with rpc_errors(self._where):
             super().set_policy(policy)
 
-    def set_clock(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
+    def set_operating_point(self, point: OperatingPoint, *, force: bool = False) -> OperatingPoint:
         with rpc_errors(self._where):
-            return super().set_clock(mhz, force=force, voltage=voltage)
+            return super().set_operating_point(point, force=force)
 
     def info(self) -> dict:
         return {**super().info(), "remote": self.address}
@@ -87,8 +73,8 @@ class RemoteBoardAccelerator(PynqAccelerator):
             super().close()
 
 
-def open_remote_board(address: str, board_name: str | None = None, manifest: Path | None = None,
-                      **driver_options) -> RemoteBoardAccelerator:
+def open_remote_board(address: str, board_name: str | None = None,
+                      manifest: Path | None = None) -> RemoteBoardAccelerator:
     """The overlay (verified against the manifest) on the PYNQ.remote board at pynq://HOST[:PORT].
 
     `board_name` defaults to the board's own PYNQ name; given, the board must be that one.
@@ -105,7 +91,7 @@ def open_remote_board(address: str, board_name: str | None = None, manifest: Pat
             entry = verify_overlay(board_name, manifest)
             _make_default(device)
             overlay = _download(device, entry, manifest)
-            driver, clock = overlay_driver(overlay, entry, driver_options)
+            driver, clock = overlay_driver(overlay, entry)
         return RemoteBoardAccelerator(driver, clock, address, on_close=device.client.channel.close)
     except BaseException:
         device.client.channel.close()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from ..accelerator import Accelerator
+from ..gemm_call import GemmCall, GemmResult
+from ..operating_point import OperatingPoint
 from ..stats import GemmStats, tile_stats_sparse
-from ..tiling import int32_gemm, plan_for
-from ..timing.modeled_clock import ModeledClock
+from ..timing.modeled_array import ModeledArray
 from ..timing.twin_kernel import timed_checksums, timed_gemm
-from .base import Accelerator
 from .reference import exact_stats, stats_against_exact
 
 DEFAULT_PROFILE = "pynq-z2"
@@ -20,29 +19,32 @@ class TwinAccelerator(Accelerator):
     name = "twin"
 
     def __init__(self, array_n: int = 8, profile: str = DEFAULT_PROFILE, seed: int = 0,
-                 voltage: float | None = None, emulate_checks: bool = False) -> None:
+                 voltage_v: float | None = None, emulate_checks: bool = False) -> None:
         super().__init__(array_n)
-        self.clock = ModeledClock(profile, array_n, seed, voltage, checks=emulate_checks)
+        self.array = ModeledArray(profile, array_n, seed, emulate_checks, voltage_v)
 
-    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
-        plan = plan_for(x, w, self.array_n)
-        if self.clock.exact:
-            y = int32_gemm(x, w)
-            return y, exact_stats(y, plan, self.policy)
-        y = timed_gemm(x, w, self.clock.slack, self.array_n)
-        if self.clock.check_slack is None:
-            return y, stats_against_exact(y, int32_gemm(x, w), plan, self.policy)
-        d, e = timed_checksums(x, w, y, self.clock.check_slack, self.array_n)
-        return y, GemmStats(tile_stats_sparse(d, e, self.policy), (plan.tiles_m, plan.tiles_n), d, e)
-
-    def set_clock(self, mhz: float, *, force: bool = False, voltage: float | None = None) -> float:
-        self._check_open()
-        return self.clock.set(mhz, force=force, voltage=voltage)
+    def _run(self, call: GemmCall) -> GemmResult:
+        plan, array = call.plan, self.array
+        if array.exact:
+            return GemmResult(call.exact.copy(), exact_stats(plan, self.policy))
+        y = timed_gemm(call.x, call.w, array.slack, self.array_n)
+        if array.check_slack is None:
+            return GemmResult(y, stats_against_exact(y, call.exact, plan, self.policy))
+        d, e = timed_checksums(call.x, call.w, y, array.check_slack, self.array_n)
+        return GemmResult(y, GemmStats(tile_stats_sparse(d, e, self.policy), (plan.tiles_m, plan.tiles_n), d, e))
 
     @property
-    def clock_mhz(self) -> float:
-        return self.clock.mhz
+    def operating_point(self) -> OperatingPoint:
+        return self.array.point
+
+    @property
+    def nominal(self) -> OperatingPoint:
+        return self.array.nominal
+
+    def set_operating_point(self, point: OperatingPoint, *, force: bool = False) -> OperatingPoint:
+        self._check_open()
+        return self.array.set(point, force=force)
 
     def info(self) -> dict:
-        return {**super().info(), "profile": self.clock.profile.name, "seed": self.clock.seed,
-                "emulate_checks": self.clock.checks}
+        return {**super().info(), "profile": self.array.profile.name, "seed": self.array.seed,
+                "emulate_checks": self.array.checks}

@@ -9,29 +9,16 @@ import click
 
 from ..abft.characterization import run_characterization
 from ..abft.characterization_sweep import CharacterizeConfig, Grid, parse_layer_groups
-from ..abft.component_classes import PAPER_CLASSES
-from ..llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS
+from ..errors import InputError
+from ..llm.selection import layer_components
 from .options import SEED, FiniteFloat, out_dir_option
-
-_NAMED = {
-    "linear": LINEAR_COMPONENTS,
-    "attention": ATTENTION_COMPONENTS,
-    "all": (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS),
-    **PAPER_CLASSES,
-}
 
 
 def _components(_ctx, _param, value: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for name in (v.strip() for v in value.split(",")):
-        for comp in _NAMED.get(name, (name,)):
-            if comp not in _NAMED["all"]:
-                raise click.BadParameter(
-                    f"unknown component {comp!r}: use {', '.join(_NAMED['all'])} or {', '.join(_NAMED)}"
-                )
-            if comp not in out:
-                out.append(comp)
-    return tuple(out)
+    try:
+        return layer_components(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from pathlib import Path
 
 import click
 
-from .. import BACKENDS
+from ..backends.registry import BACKENDS, backends_with
 from ..errors import InputError
 from ..results import check_output_dir, check_output_file
 
@@ -18,8 +20,8 @@ backend_option = click.option(
 emulate_checks_option = click.option(
     "--emulate-checks",
     is_flag=True,
-    help="sim, twin: overclock the checksum accumulators with the array (EMU_CHECKS build) instead of "
-    "keeping the checking logic exact",
+    help=f"{', '.join(backends_with('emulated_checks'))}: overclock the checksum accumulators with the array "
+    "(EMU_CHECKS build) instead of keeping the checking logic exact",
 )
 
 
@@ -61,3 +63,19 @@ def out_file_option(help: str):
     """--out FILE, checked writable before any work."""
     return click.option("--out", "out_path", default=None, type=click.Path(path_type=Path),
                         callback=_checked(check_output_file), help=help)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str):
+    """A (done, total) progress callback drawing a bar on stderr; the bar appears with the first
+    report, so a failure before any work stays a single line."""
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr))
+            bar.update(done - bar.pos)
+
+        yield progress

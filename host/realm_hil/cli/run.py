@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..abft.policies import POLICIES
+from ..backends.registry import backends_with
 from ..errors import InputError
 from ..experiment import RunConfig, realm_bit, run_experiment
 from ..fpga.manifest import BOARDS
@@ -75,7 +76,7 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
 @click.option("--seed", default=0, show_default=True, type=SEED, help="per-PE variation map and any random choice")
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @emulate_checks_option
-@click.option("--confirm", "confirm_on", type=click.Choice(["sim", "twin"]),
+@click.option("--confirm", "confirm_on", type=click.Choice(backends_with("models_die")),
               help="rerun one point (highest clock, first protecting policy) on the first window on this second "
                    "model of the same die; its figures must be identical")
 @out_dir_option(None, "write results.json and table.txt here")

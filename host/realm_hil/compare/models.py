@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import Accelerator
+from ..accelerator import Accelerator
 from ..backends.reference import stats_against_exact
 from ..error_models import PerBitModel, RealmModel
 from ..stats import GemmStats
@@ -35,11 +35,8 @@ class Run:
 def run_accelerator(acc: Accelerator, model: str, workload: Sequence[Gemm], mhz: float) -> Run:
     """Run the workload on a backend at `mhz`; its own statistics are kept (read from hardware on sim/board)."""
     applied = acc.set_clock(mhz)
-    outputs, stats = [], []
-    for gemm in workload:
-        outputs.append(acc.gemm(gemm.x, gemm.w))
-        stats.append(acc.last_stats)
-    return Run(model, applied, outputs, stats)
+    results = [acc.gemm(gemm.x, gemm.w) for gemm in workload]
+    return Run(model, applied, [r.y for r in results], [r.stats for r in results])
 
 
 def _with_stats(model: str, mhz: float, outputs: list[np.ndarray], workload: Sequence[Gemm],

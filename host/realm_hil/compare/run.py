@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import Accelerator
+from ..accelerator import Accelerator
 from ..error_models import PerBitModel, RealmModel
 from ..tiling import int32_gemm
 from ..workload import Gemm
@@ -46,7 +46,7 @@ def compare_models(
     *,
     bit: int = 30,
     seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Comparison:
     """Hardware against realm, per-bit and twin at each clock; both backends' clocks are restored."""
     exact = [int32_gemm(g.x, g.w) for g in workload]
@@ -70,7 +70,7 @@ def compare_models(
             results.append(ClockComparison(mhz, profiles,
                                            {m: distances(profiles[m], hw) for m in MODELS}))
             if progress:
-                progress(1)
+                progress(index + 1, len(clocks_mhz))
     finally:
         for acc, mhz in restore:
             acc.set_clock(mhz)

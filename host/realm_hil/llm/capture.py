@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from ..errors import InputError
 from ..workload import CapturingGemm, Gemm
 from .gemm import GemmRouter
-from .model import DEFAULT_MODEL, load_model
+from .model import DEFAULT_MODEL, load_config, load_model
 from .offload import W8A8Config, quantize_model
 from .selection import Selection
 from .text import DEFAULT_TEXT, load_text, token_windows
@@ -46,3 +49,15 @@ def llm_workload(
         for rec, (x, w) in zip(router.log.records, capture.captured, strict=True)
     ]
     return gemms[:count] if count else gemms
+
+
+def spread_layers(count: int, model: str = DEFAULT_MODEL) -> str:
+    """Layers whose o and down projections make `count` GEMMs spread evenly over the model's depth,
+    so errors can be located by layer; the depth is read from the model's configuration."""
+    num_layers = load_config(model).num_hidden_layers
+    if count > 2 * num_layers:
+        raise InputError(f"the llm workload has {2 * num_layers} GEMMs (o and down of {num_layers} layers), "
+                         f"not {count}")
+    pairs = math.ceil(count / 2)
+    layers = sorted({round(i * (num_layers - 1) / max(pairs - 1, 1)) for i in range(pairs)})
+    return ",".join(map(str, layers))

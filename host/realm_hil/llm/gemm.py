@@ -1,9 +1,10 @@
 """The integer GEMM seam: every INT8 GEMM of a quantized model passes through a `GemmRouter`.
 
-Selected GEMMs go to a backend with the accelerator interface (`gemm(x, w)` on numpy int8,
-`last_stats`, `name`), then through an optional fault hook on the raw INT32 result, and are
-logged; the rest run on torch._int_mm, the exact integer reference (on the CPU it accepts any
-shape; the M > 16 and multiple-of-8 rules apply to CUDA only).
+Selected GEMMs go, with their site, to a GEMM engine with the accelerator's interface
+(`gemm(x, w, site=)` on numpy int8, returning a GemmResult; `name`), then through an optional fault
+hook on the raw INT32 result, and are logged with their statistics; the rest run on torch._int_mm,
+the exact integer reference (on the CPU it accepts any shape; the M > 16 and multiple-of-8 rules
+apply to CUDA only).
 """
 
 from __future__ import annotations
@@ -11,28 +12,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from realm_hil.gemm_call import GemmResult, GemmSite
 from realm_hil.llm.selection import Selection
+from realm_hil.stats import GemmStats
 
 
 class IntGemm(Protocol):
     name: str
-    last_stats: Any
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """(M, K) int8 @ (K, N) int8 -> (M, N) int32."""
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site: GemmSite | None = None) -> GemmResult:
+        """(M, K) int8 @ (K, N) int8 -> (M, N) int32 and its statistics."""
         ...
-
-
-@dataclass(frozen=True)
-class GemmSite:
-    layer: int | None  # None for lm_head
-    component: str
-    stage: str
 
 
 # Applied to the INT32 result before dequantization; may modify it in place; returns the result.
@@ -43,17 +38,16 @@ class TorchIntMM:
     """Error-free backend with the accelerator interface, for software fault models."""
 
     name = "torch._int_mm"
-    last_stats = None
 
-    def gemm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        return torch._int_mm(torch.from_numpy(x), torch.from_numpy(w)).numpy()
+    def gemm(self, x: np.ndarray, w: np.ndarray, *, site: GemmSite | None = None) -> GemmResult:
+        return GemmResult(torch._int_mm(torch.from_numpy(x), torch.from_numpy(w)).numpy(), None)
 
 
 @dataclass(frozen=True)
 class GemmRecord:
     site: GemmSite
     shape: tuple[int, int, int]  # (M, K, N)
-    stats: Any  # the backend's last_stats for this GEMM (None for software backends)
+    stats: GemmStats | None  # what the engine reported for this GEMM (None from software engines)
 
 
 @dataclass
@@ -97,10 +91,8 @@ class GemmRouter:
         if not self.selection.matches(layer, component, self.stage):
             return torch._int_mm(x, w)
         site = GemmSite(layer, component, self.stage)
-        acc = self.backend.gemm(x.numpy(), w.numpy())
-        # Read before the fault hook runs: the stats describe what the backend computed.
-        stats = self.backend.last_stats
-        if self.fault is not None:
-            acc = self.fault(acc, site)
-        self.log.append(GemmRecord(site, (x.shape[0], x.shape[1], w.shape[1]), stats))
+        result = self.backend.gemm(x.numpy(), w.numpy(), site=site)
+        acc = result.y if self.fault is None else self.fault(result.y, site)
+        # the statistics describe what the engine computed, before any fault hook
+        self.log.append(GemmRecord(site, (x.shape[0], x.shape[1], w.shape[1]), result.stats))
         return torch.from_numpy(acc)

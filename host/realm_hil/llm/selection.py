@@ -13,7 +13,11 @@ from realm_hil.errors import InputError
 
 LINEAR_COMPONENTS = ("q", "k", "v", "o", "gate", "up", "down")
 ATTENTION_COMPONENTS = ("qk", "sv")
-COMPONENTS = (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS, "lm_head")
+LAYER_COMPONENTS = (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS)  # the GEMMs of a decoder layer
+COMPONENTS = (*LAYER_COMPONENTS, "lm_head")
+# The paper's classes: errors in the attention output and MLP down projections hurt, elsewhere little
+SENSITIVE_COMPONENTS = ("o", "down")
+RESILIENT_COMPONENTS = ("q", "k", "v", "gate", "up", "qk", "sv")
 STAGES = ("prefill", "decode")
 
 # Module leaf names -> component; fc1 is OPT's MLP input projection, the class of up/gate.
@@ -31,7 +35,8 @@ MODULE_COMPONENTS = {
     "lm_head": "lm_head",
 }
 
-_GROUPS = {"all": COMPONENTS, "linear": LINEAR_COMPONENTS, "attention": ATTENTION_COMPONENTS}
+_GROUPS = {"linear": LINEAR_COMPONENTS, "attention": ATTENTION_COMPONENTS, "all": COMPONENTS,
+           "sensitive": SENSITIVE_COMPONENTS, "resilient": RESILIENT_COMPONENTS}
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,16 @@ def _parse_components(pattern: str) -> frozenset[str]:
             known = ", ".join([*_GROUPS, *COMPONENTS, *MODULE_COMPONENTS])
             raise InputError(f"unknown component {name!r}; known: {known}")
     return frozenset(chosen)
+
+
+def layer_components(pattern: str) -> tuple[str, ...]:
+    """Decoder-layer components a pattern of names and groups names, in order, each once (lm_head has no layer)."""
+    chosen: list[str] = []
+    for name in (raw.strip() for raw in pattern.split(",")):
+        if name not in _GROUPS and name not in LAYER_COMPONENTS:
+            raise InputError(f"unknown component {name!r}: use {', '.join(LAYER_COMPONENTS)} or {', '.join(_GROUPS)}")
+        chosen += [c for c in _GROUPS.get(name, (name,)) if c in LAYER_COMPONENTS and c not in chosen]
+    return tuple(chosen)
 
 
 def named_components(pattern: str) -> frozenset[str]:

@@ -22,10 +22,11 @@ from functools import partial
 
 import numpy as np
 
-from ..backends.base import Accelerator
+from ..accelerator import Accelerator
 from ..errors import BackendUnavailable, InputError
+from ..gemm_call import GemmCall, GemmResult
+from ..operating_point import OperatingPoint
 from ..stats import GemmStats, PolicyConfig
-from ..tiling import validate_operands
 from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
     MAX_TIMEOUT_S,
@@ -55,10 +56,10 @@ class PendingGemm:
     accelerator: RemoteAccelerator
     future: concurrent.futures.Future
 
-    def result(self) -> tuple[np.ndarray, GemmStats]:
-        y, stats = self.accelerator._wait(self.future)
-        self.accelerator.last_stats = stats
-        return y, stats
+    def result(self) -> GemmResult:
+        result = self.accelerator._wait(self.future)
+        self.accelerator.last_stats = result.stats
+        return result
 
 
 class RemoteAccelerator(Accelerator):
@@ -91,7 +92,8 @@ class RemoteAccelerator(Accelerator):
         self.name = str(info["backend"])
         self.policy = PolicyConfig(**ready["policy"])
         self.max_elements = int(ready["limits"]["max_elements"])
-        self._clock = float(info["clock_mhz"])
+        self._point = OperatingPoint(info["clock_mhz"], info["voltage_v"])
+        self._nominal = OperatingPoint(**ready["nominal"])
         self._sock = sock
         self._window = threading.BoundedSemaphore(window)
         self._lock = threading.Lock()
@@ -106,36 +108,39 @@ class RemoteAccelerator(Accelerator):
 
     def submit(self, x: np.ndarray, w: np.ndarray) -> PendingGemm:
         """Send a GEMM without waiting for it; up to `window` GEMMs are in flight at once."""
-        self._check_gemm(x, w)
-        decode = partial(_decode_gemm, (x.shape[0], w.shape[1]))
-        return PendingGemm(self, self._call({"op": "gemm"}, [("x", x), ("w", w)], decode))
+        return self._submit(GemmCall.prepare(x, w, self.array_n))
 
-    def gemm_many(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, GemmStats]]:
-        """GEMMs pipelined over the connection; (y, stats) of each, in order."""
+    def gemm_many(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[GemmResult]:
+        """GEMMs pipelined over the connection; the result of each, in order."""
         return [pending.result() for pending in [self.submit(x, w) for x, w in pairs]]
 
-    def _gemm(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, GemmStats]:
-        return self.submit(x, w).result()
+    def _run(self, call: GemmCall) -> GemmResult:
+        return self._submit(call).result()
 
-    def _check_gemm(self, x: np.ndarray, w: np.ndarray) -> None:
-        if self._closed:
-            raise RuntimeError(f"{self.name} accelerator is closed")
-        validate_operands(x, w)
-        (m, k), n = x.shape, w.shape[1]
-        for name, count in (("M*K", m * k), ("K*N", k * n), ("M*N", m * n)):
+    def _submit(self, call: GemmCall) -> PendingGemm:
+        plan = call.plan
+        for name, count in (("M*K", plan.m * plan.k), ("K*N", plan.k * plan.n), ("M*N", plan.m * plan.n)):
             if count > self.max_elements:
-                raise InputError(f"GEMM {m}x{k}x{n} too large: {name} = {count} exceeds the server's "
-                                 f"limit of {self.max_elements} elements")
-
-    def set_clock(self, mhz: float, *, force: bool = False) -> float:
-        reply = self._wait(self._call({"op": "set_clock", "mhz": float(mhz), "force": bool(force)}))
-        self._clock = float(reply["mhz"])
-        return self._clock
+                raise InputError(f"GEMM {plan.m}x{plan.k}x{plan.n} too large: {name} = {count} exceeds the "
+                                 f"server's limit of {self.max_elements} elements")
+        decode = partial(_decode_gemm, (plan.m, plan.n))
+        return PendingGemm(self, self._call({"op": "gemm"}, [("x", call.x), ("w", call.w)], decode))
 
     @property
-    def clock_mhz(self) -> float:
-        # Only this client can change the served clock while it holds the session.
-        return self._clock
+    def operating_point(self) -> OperatingPoint:
+        # Only this client can change the served operating point while it holds the session.
+        return self._point
+
+    @property
+    def nominal(self) -> OperatingPoint:
+        return self._nominal
+
+    def set_operating_point(self, point: OperatingPoint, *, force: bool = False) -> OperatingPoint:
+        """The served backend moves to `point` (and refuses what it cannot take, a board a voltage)."""
+        reply = self._wait(self._call({"op": "set_operating_point", "mhz": point.clock_mhz,
+                                       "voltage_v": point.voltage_v, "force": bool(force)}))
+        self._point = OperatingPoint(reply["mhz"], reply["voltage_v"])
+        return self._point
 
     def set_policy(self, policy: PolicyConfig) -> None:
         self._wait(self._call({"op": "set_policy", "policy": asdict(policy)}))
@@ -143,7 +148,7 @@ class RemoteAccelerator(Accelerator):
 
     def info(self) -> dict:
         info = self._wait(self._call({"op": "info"}))["info"]
-        self._clock = float(info["clock_mhz"])
+        self._point = OperatingPoint(info["clock_mhz"], info["voltage_v"])
         return {**info, "remote": self.address}
 
     def server_stats(self) -> GemmStats | None:
@@ -169,8 +174,7 @@ class RemoteAccelerator(Accelerator):
             self._sock.close()
 
     def _call(self, header: dict, arrays: list = (), decode: Callable = lambda header, arrays: header):
-        if self._closed:
-            raise RuntimeError(f"{self.name} accelerator is closed")
+        self._check_open()
         if not self._window.acquire(timeout=self.timeout):
             raise self._timed_out()
         future = concurrent.futures.Future()
@@ -263,11 +267,11 @@ class _ServerClosed(Exception):
     pass
 
 
-def _decode_gemm(shape: tuple[int, int], header: dict, arrays: dict) -> tuple[np.ndarray, GemmStats]:
+def _decode_gemm(shape: tuple[int, int], header: dict, arrays: dict) -> GemmResult:
     y = arrays.get("y")
     if y is None or y.dtype != np.int32 or y.shape != shape:
         raise ProtocolError(f"GEMM result should be int32 {shape}")
-    return y, stats_from_wire(header, arrays)
+    return GemmResult(y, stats_from_wire(header, arrays))
 
 
 def _decode_stats(header: dict, arrays: dict) -> GemmStats | None:

@@ -29,7 +29,9 @@ from ..stats import GemmStats, TileStats
 from .auth import TAG_BYTES, FrameAuth
 
 MAGIC = b"RHIL"
-VERSION = 2  # 2: sealed frames after a login that derives session keys from both sides' nonces
+# 2: sealed frames after a login that derives session keys from both sides' nonces; 3: the operating
+# point (clock and supply voltage) replaces set_clock, and "ready" names the nominal one
+VERSION = 3
 PREFIX = struct.Struct("!4sHBxIQ")
 SEALED = 0x01  # prefix flag: the header and the payload are each followed by a tag
 MAX_HEADER_BYTES = 64 * 1024

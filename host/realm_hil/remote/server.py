@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..backends.base import Accelerator
+from ..accelerator import Accelerator
 from ..errors import InputError, RealmError
+from ..operating_point import OperatingPoint
 from ..stats import PolicyConfig
 from .auth import NONCE_BYTES, FrameAuth, SessionKeys
 from .protocol import (
@@ -45,7 +46,7 @@ from .protocol import (
 
 log = logging.getLogger("realm_hil.remote")
 
-OPS = frozenset({"gemm", "stats", "set_clock", "set_policy", "info", "bye"})
+OPS = frozenset({"gemm", "stats", "set_operating_point", "set_policy", "info", "bye"})
 _POLICY_FIELDS = tuple(f.name for f in fields(PolicyConfig))
 
 
@@ -58,7 +59,7 @@ class ServerConfig:
     handshake_timeout_s: float = 10.0  # an unauthenticated peer holds the only session slot meanwhile
     io_timeout_s: float = 30.0  # for the rest of a frame once it has started, and for each reply
     idle_timeout_s: float = 600.0  # between requests; frees the board from a forgotten session
-    # Clocks above the safety ceiling (set_clock force) can damage a board; its owner opts in.
+    # Clocks above the safety ceiling (set_operating_point force) can damage a board; its owner opts in.
     allow_force: bool = False
 
     def __post_init__(self) -> None:
@@ -101,7 +102,8 @@ class RemoteServer:
         self._listener = _listen(address)
         self.backend = backend
         self.config = config or ServerConfig()
-        self.nominal_mhz = backend.clock_mhz
+        # what every session ends with: the clock and supply at startup, normally the nominal ones
+        self.startup_point = backend.operating_point
         self._startup_policy = backend.policy
         self._token = token
         self._stop = threading.Event()
@@ -110,6 +112,11 @@ class RemoteServer:
         self._stop_requested = False  # by stop(), which a signal handler may call: a plain flag takes no lock
         # the current session: its socket, its thread, and an event set once it no longer uses the backend
         self._session_state: tuple[socket.socket, threading.Thread, threading.Event] | None = None
+
+    @property
+    def nominal_mhz(self) -> float:
+        """The clock every session ends with."""
+        return self.startup_point.clock_mhz
 
     @property
     def address(self) -> str:
@@ -235,7 +242,7 @@ class RemoteServer:
 
     def _restore(self) -> bool:
         try:
-            self.backend.set_clock(self.nominal_mhz)
+            self.backend.set_operating_point(self.startup_point)
             self.backend.set_policy(self._startup_policy)
         except Exception:
             log.exception("could not restore the nominal clock %.3f MHz", self.nominal_mhz)
@@ -266,6 +273,7 @@ class RemoteServer:
             "op": "ready",
             "ok": True,
             "info": self.backend.info(),
+            "nominal": asdict(self.backend.nominal),
             "policy": asdict(self.backend.policy),
             "limits": {"max_elements": self.config.max_elements, "allow_force": self.config.allow_force},
         }, auth=channel.send), deadline)
@@ -354,9 +362,9 @@ class RemoteServer:
             return {"ok": False, "error": "backend", "message": f"{type(exc).__name__}: {exc}"}, []
 
     def _op_gemm(self, header: dict, arrays: dict) -> tuple[dict, list]:
-        y = self.backend.gemm(arrays["x"], arrays["w"])
-        meta, stats_arrays = stats_to_wire(self.backend.last_stats)
-        return {"ok": True, **meta}, [("y", y), *stats_arrays]
+        result = self.backend.gemm(arrays["x"], arrays["w"])
+        meta, stats_arrays = stats_to_wire(result.stats)
+        return {"ok": True, **meta}, [("y", result.y), *stats_arrays]
 
     def _op_stats(self, header: dict, arrays: dict) -> tuple[dict, list]:
         if self.backend.last_stats is None:
@@ -364,16 +372,19 @@ class RemoteServer:
         meta, stats_arrays = stats_to_wire(self.backend.last_stats)
         return {"ok": True, "stats": True, **meta}, stats_arrays
 
-    def _op_set_clock(self, header: dict, arrays: dict) -> tuple[dict, list]:
-        mhz, force = header.get("mhz"), header.get("force", False)
+    def _op_set_operating_point(self, header: dict, arrays: dict) -> tuple[dict, list]:
+        mhz, voltage, force = header.get("mhz"), header.get("voltage_v"), header.get("force", False)
         if type(mhz) not in (int, float) or not math.isfinite(mhz) or mhz <= 0:
             raise InputError(f"clock must be a positive finite frequency in MHz, got {mhz!r}"[:200])
+        if voltage is not None and type(voltage) not in (int, float):
+            raise InputError(f"voltage_v must be a number of volts or null, got {voltage!r}"[:200])
         if type(force) is not bool:
             raise InputError("force must be true or false")
         if force and not self.config.allow_force:
             raise _Forbidden("this server refuses clocks forced past the safety ceiling; "
                              "its owner can allow them with `realm-hil serve --allow-force`")
-        return {"ok": True, "mhz": self.backend.set_clock(float(mhz), force=force)}, []
+        applied = self.backend.set_operating_point(OperatingPoint(mhz, voltage), force=force)
+        return {"ok": True, "mhz": applied.clock_mhz, "voltage_v": applied.voltage_v}, []
 
     def _op_set_policy(self, header: dict, arrays: dict) -> tuple[dict, list]:
         policy = header.get("policy")

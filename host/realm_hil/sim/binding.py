@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends.base import AcceleratorClosedError
+from ..accelerator import AcceleratorClosedError
 from .build import RTL_DIR, build
 
 _u32, _i32, _u64, _i64, _ptr = (

@@ -40,20 +40,21 @@ from pynq.remote import (
 )
 
 from .. import regmap
-from ..backends.array_clocks import SimClock
-from ..backends.pynq_backend import WIZARD_INPUT_MHZ
 from ..clock_generators import (
     CLKWIZ_CFG0,
     CLKWIZ_CLKOUT0_DIV,
     CLKWIZ_LOAD,
     CLKWIZ_STATUS,
     MMCM_ULTRASCALE_PLUS,
+    WIZARD_INPUT_MHZ,
     mmcm_setting,
     setting_from_registers,
 )
 from ..driver import AccelDriver
 from ..errors import RealmError
+from ..operating_point import OperatingPoint
 from ..remote.protocol import parse_address
+from .array_clock import SimClock
 from .binding import SimModel
 from .device import ACCEL_BASE, DMA_BASE, SimDevice
 from .overlay import (
@@ -172,7 +173,7 @@ class SimBoard:
 
     def _set_array_clock(self, mhz: float) -> None:
         # the wizard makes whatever it is programmed for; the safety ceiling is the client's to enforce
-        self.clock.set(mhz, force=True)
+        self.clock.set(OperatingPoint(mhz), force=True)
 
     # -- files and fpga_manager ------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class SimBoard:
         ip = self.device.ip_dict
         driver = AccelDriver(ip[regmap.BD_CELLS["accelerator"]], ip[regmap.BD_CELLS["dma"]])
         self.clock = SimClock(driver, self.config.board, self.config.seed)
-        self.wizard.power_up(self.clock.mhz)
+        self.wizard.power_up(self.clock.point.clock_mhz)
 
     # -- registers -------------------------------------------------------------------------
 

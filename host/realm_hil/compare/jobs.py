@@ -1,0 +1,127 @@
+"""The `compare` and `calibrate` jobs: a hardware backend, a workload and clocks in; a result out."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backends.registry import backend_spec, backends_with, open_accelerator, options_for
+from ..errors import InputError
+from ..results import check_output_file
+from ..sweep import sweep_clock
+from ..timing.device_profile import DeviceProfile, load_profile
+from ..workload import Gemm, random_workload
+from .calibrate import Calibration, calibrate, write_profile
+from .run import Comparison, compare_models
+
+DEFAULT_CLOCKS = (116.0, 120.0, 125.0)  # onset, rising and heavy part of the pynq-z2 error band
+CALIBRATION_CLOCKS = (118.0, 122.0, 128.0, 135.0)
+WORKLOADS = ("llm", "random")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A workload on a hardware backend; sim and twin model its die from (profile, seed)."""
+
+    backend: str = "sim"
+    workload: str = "llm"  # GEMMs captured from the model (o and down, layers spread over its depth), or "random"
+    gemms: int = 20
+    tokens: int = 16  # rows of each LLM GEMM
+    seed: int = 0  # per-PE variation of sim/twin, operands of random workloads, draws of the statistical models
+    profile: str = "pynq-z2"  # device profile of sim and twin
+
+    def __post_init__(self) -> None:
+        if not backend_spec(self.backend).capabilities.clock_control:
+            raise InputError(f"the hardware is a backend whose clock changes what it computes "
+                             f"({', '.join(backends_with('clock_control'))}), not {self.backend}")
+        if self.workload not in WORKLOADS:
+            raise InputError(f"the workload is one of {', '.join(WORKLOADS)}, got {self.workload!r}")
+        load_profile(self.profile)  # a bad name fails now, not once the workload is captured
+        self.hardware_options()
+        if self.workload == "llm":
+            self._layers()  # the model's depth bounds the GEMMs; checked before anything loads
+
+    def hardware_options(self):
+        return options_for(self.backend, profile=self.profile, seed=self.seed)
+
+    def open_hardware(self):
+        return open_accelerator(self.backend, self.hardware_options())
+
+    def capture(self) -> list[Gemm]:
+        if self.workload == "random":
+            return random_workload(count=self.gemms, seed=self.seed)
+        from ..llm.capture import DEFAULT_COMPONENTS, llm_workload
+
+        return llm_workload(count=self.gemms, tokens=self.tokens, layers=self._layers(), components=DEFAULT_COMPONENTS)
+
+    def _layers(self) -> str:
+        from ..llm.capture import spread_layers
+
+        return spread_layers(self.gemms)
+
+
+@dataclass(frozen=True)
+class CompareConfig(Measurement):
+    clocks_mhz: tuple[float, ...] = DEFAULT_CLOCKS
+    bit: int = 30  # the bit the realm model flips
+
+
+def run_comparison(config: CompareConfig, progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """The realm, per-bit and twin error models against the hardware at each clock."""
+    workload = config.capture()
+    with config.open_hardware() as hw, open_accelerator("twin", profile=config.profile, seed=config.seed) as twin:
+        return compare_models(hw, twin, workload, list(config.clocks_mhz), bit=config.bit, seed=config.seed,
+                              progress=progress)
+
+
+@dataclass(frozen=True)
+class CalibrateConfig(Measurement):
+    clocks_mhz: tuple[float, ...] = CALIBRATION_CLOCKS  # 3 or more distinct
+    start_profile: str | None = None  # the profile the fit starts from [profile]
+    name: str | None = None  # of the fitted profile [<start>-cal<date>]
+    out_path: Path | None = None  # [runs/calibrate/<name>.yaml]
+
+    def __post_init__(self) -> None:
+        if len(set(self.clocks_mhz)) < 3:
+            raise InputError(f"calibration needs 3 or more distinct clocks, got {', '.join(map(str, self.clocks_mhz))}")
+        super().__post_init__()
+        self.output()  # an unwritable path fails before the measurement
+
+    def start(self) -> DeviceProfile:
+        return load_profile(self.start_profile or self.profile)
+
+    def profile_name(self) -> str:
+        return self.name or f"{self.start().name}-cal{datetime.date.today():%Y%m%d}"
+
+    def output(self) -> Path:
+        return check_output_file(self.out_path or Path("runs/calibrate") / f"{self.profile_name()}.yaml")
+
+
+@dataclass
+class CalibrationReport:
+    calibration: Calibration
+    written: DeviceProfile  # the fitted profile, as loaded back from its file
+    path: Path
+
+    def table(self) -> str:
+        start, fit = self.calibration.start, self.calibration
+        lines = [f"{'':18} {'start':>10} {'fitted':>10}"]
+        for field in ("t_base_ns", "tau_ns_per_bit", "variation_sigma"):
+            lines.append(f"{field:18} {getattr(start, field):10.5g} {getattr(self.written, field):10.5g}")
+        lines.append(f"{'log10-rate MSE':18} {fit.loss_before:10.4g} {fit.loss_after:10.4g}")
+        for mhz, before, after in zip(fit.clocks_mhz, fit.js_before, fit.js_after, strict=True):
+            lines.append(f"{f'JS bits {mhz:g} MHz':18} {before:10.4f} {after:10.4f}")
+        return "\n".join(lines)
+
+
+def run_calibration(config: CalibrateConfig) -> CalibrationReport:
+    """Measure per-bit error rates on the hardware at each clock, fit t_base, tau and sigma, write the profile."""
+    path = config.output()
+    workload = config.capture()
+    with config.open_hardware() as hw:
+        points = sweep_clock(hw, workload, list(config.clocks_mhz))
+        array_n = hw.array_n
+    fit = calibrate(config.start(), workload, points, array_n=array_n, seed=config.seed)
+    return CalibrationReport(fit, write_profile(fit, path, config.profile_name()), path)

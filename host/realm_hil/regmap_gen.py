@@ -12,9 +12,10 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-YAML_PATH = REPO / "rtl" / "regmap.yaml"
-VH_PATH = REPO / "rtl" / "realm_regmap.vh"
+from .repo_files import RTL
+
+YAML_PATH = RTL / "regmap.yaml"
+VH_PATH = RTL / "realm_regmap.vh"
 PY_PATH = Path(__file__).resolve().parent / "regmap.py"
 
 _HEADER = "generated from rtl/regmap.yaml by realm_hil.regmap_gen; do not edit"

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..regmap_gen import REPO, array_count, load
+from ..regmap_gen import array_count, load
+from ..repo_files import FPGA
 
-TCL_PATH = REPO / "fpga" / "common" / "registers.tcl"
+TCL_PATH = FPGA / "common" / "registers.tcl"
 
 ACCESS = {"ro": "read-only", "wo": "write-only", "rw": "read-write"}
 

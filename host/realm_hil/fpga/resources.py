@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RealmError
-from ..regmap_gen import REPO
+from ..repo_files import RTL
 from ..toolchain import cache_dir
 
-RTL = REPO / "rtl"
 ARRAY_MODULES = ("realm_core",)
 CHECKING_MODULES = ("realm_ingress", "realm_egress", "realm_stats")
 

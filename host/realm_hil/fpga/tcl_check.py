@@ -13,11 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..regmap_gen import REPO, array_count
-
-FPGA = REPO / "fpga"
-COMMON = FPGA / "common"
-RTL = REPO / "rtl"
+from ..regmap_gen import array_count
+from ..repo_files import ROOT, RTL
 
 BOARD_KEYS = (
     "realm_part",
@@ -163,7 +160,7 @@ def _accel_references(common: Path) -> dict[str, set[str]]:
     return refs
 
 
-def problems(repo: Path = REPO) -> list[str]:
+def problems(repo: Path = ROOT) -> list[str]:
     """Every inconsistency between fpga/, rtl/realm_accel.v and rtl/regmap.yaml, one line each."""
     from ..regmap_gen import load
     from ..timing.device_profile import load_profile

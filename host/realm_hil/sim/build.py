@@ -17,11 +17,9 @@ from pathlib import Path
 
 from .. import regmap
 from ..errors import RealmError
+from ..repo_files import HARNESS, RTL
 from ..toolchain import cache_dir, find_verilator
 
-REPO = Path(__file__).resolve().parents[3]
-RTL_DIR = REPO / "rtl"
-HARNESS_DIR = REPO / "sim_fallback"
 TOP = "realm_accel"
 LIB_NAME = "librealm_sim.so"
 JOBS = 2
@@ -39,7 +37,7 @@ class SimBuild:
 
 
 def _sources(rtl_dir: Path) -> list[Path]:
-    harness = sorted(p for p in HARNESS_DIR.rglob("*") if p.suffix in (".cpp", ".h"))
+    harness = sorted(p for p in HARNESS.rglob("*") if p.suffix in (".cpp", ".h"))
     return sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + harness
 
 
@@ -67,7 +65,7 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool,
     verilator = find_verilator()
     if trace:
         _check_lz4()
-    cflags = " ".join(["-fPIC", "-O3", f"-I{HARNESS_DIR}", *_defines(array_n, trace)])
+    cflags = " ".join(["-fPIC", "-O3", f"-I{HARNESS}", *_defines(array_n, trace)])
     cmd = [
         str(verilator.binary),
         "--cc",
@@ -102,10 +100,10 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool,
     ]
     if trace:
         cmd.append("--trace-fst")
-    return cmd + [str(p) for p in sorted(rtl_dir.glob("*.v"))] + [str(HARNESS_DIR / "realm_sim.cpp")]
+    return cmd + [str(p) for p in sorted(rtl_dir.glob("*.v"))] + [str(HARNESS / "realm_sim.cpp")]
 
 
-def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_checks: bool = False) -> str:
+def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False) -> str:
     digest = hashlib.sha256()
     for path in _sources(rtl_dir):
         digest.update(path.name.encode())
@@ -115,7 +113,7 @@ def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_ch
 
 
 def build(
-    array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_checks: bool = False
+    array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False
 ) -> SimBuild:
     """The simulation library for an N x N array, built on first use; raises SimBuildError.
 

@@ -1,7 +1,8 @@
 """Build a Verilated cocotb testbench once per (sources, parameters, toolchain) hash and run tests on it.
 
 Builds live in the user cache (realm_hil.build_cache), so repeated runs and fresh clones on the
-same machine skip Verilator entirely when nothing relevant changed.
+same machine skip Verilator entirely when nothing relevant changed. A testbench's sources come from
+its module's .f source list (realm_hil.filelist), as the sim build's, yosys's and Vivado's do.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from cocotb_tools.runner import get_runner
 
+from realm_hil import filelist
 from realm_hil.build_cache import build_once, content_key
 from realm_hil.toolchain import cache_dir, find_verilator
 
@@ -21,12 +23,15 @@ INCLUDES = [RTL]
 
 
 def rtl_sources(*names: str) -> list[Path]:
-    """Paths of rtl/<name>.v; the regmap include is found through INCLUDES."""
-    return [RTL / f"{name}.v" for name in names]
+    """The files of each named module and of everything it instantiates: rtl/<name>.f, else rtl/<name>.v.
+
+    The regmap include is found through INCLUDES.
+    """
+    return filelist.sources(*names, rtl=RTL)
 
 
 def _build_key(sources, toplevel, parameters, build_args) -> str:
-    files = sorted(sources) + sorted(RTL.glob("*.vh"))
+    files = sorted(sources) + filelist.headers(RTL)
     settings = (toplevel, sorted(parameters.items()), list(build_args), find_verilator().version, version("cocotb"))
     return content_key(files, *settings)[:16]
 

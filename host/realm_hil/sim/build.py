@@ -1,8 +1,9 @@
 """Build the Verilated realm_accel plus the sim_fallback harness into a shared library, once.
 
-A build is keyed by everything that changes the binary (RTL, harness sources, parameters,
-waveform support, the EMU_CHECKS variant, Verilator version) and kept in the user cache
-(build_cache), so a second open, or a second pytest-xdist worker, only loads the library.
+The sources are those rtl/realm_accel.f lists. A build is keyed by everything that changes the
+binary (RTL, harness sources, parameters, waveform support, the EMU_CHECKS variant, Verilator
+version) and kept in the user cache (build_cache), so a second open, or a second pytest-xdist
+worker, only loads the library.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import regmap
+from .. import filelist, regmap
 from ..build_cache import build_once, content_key
 from ..errors import RealmError
 from ..repo_files import HARNESS, RTL
@@ -36,7 +37,7 @@ class SimBuild:
 
 def _inputs(rtl_dir: Path) -> list[Path]:
     harness = sorted(p for p in HARNESS.rglob("*") if p.suffix in (".cpp", ".h"))
-    return sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + harness
+    return filelist.sources(TOP, rtl=rtl_dir) + filelist.headers(rtl_dir) + harness
 
 
 def _defines(array_n: int, trace: bool) -> list[str]:
@@ -98,7 +99,8 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool,
     ]
     if trace:
         cmd.append("--trace-fst")
-    return cmd + [str(p) for p in sorted(rtl_dir.glob("*.v"))] + [str(HARNESS / "realm_sim.cpp")]
+    sources = filelist.sources(TOP, rtl=rtl_dir)
+    return cmd + [str(p) for p in sources] + [str(HARNESS / "realm_sim.cpp")]
 
 
 def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False) -> str:
@@ -106,16 +108,12 @@ def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL, emu_checks
     return content_key(_inputs(rtl_dir), *settings)[:16]
 
 
-def build(
-    array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False
-) -> SimBuild:
+def build(array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False) -> SimBuild:
     """The simulation library for an N x N array, built on first use; raises SimBuildError.
 
     emu_checks=True builds the variant whose checksum accumulators emulate timing errors too.
     """
     rtl_dir = Path(rtl_dir)
-    if not any(rtl_dir.glob("*.v")):
-        raise SimBuildError(f"no Verilog sources in {rtl_dir}")
     variant = f"n{array_n}{'-ck' if emu_checks else ''}{'-fst' if trace else ''}"
     out = cache_dir("sim", f"{TOP}-{variant}-{build_key(array_n, trace, rtl_dir, emu_checks)}")
 

@@ -73,7 +73,8 @@ bench: setup
 resources: setup
 	$(VENV)/bin/realm-hil resources
 
-# ruff; the generated register map against rtl/regmap.yaml; Verilator's lint of the sources rtl/realm_accel.f lists
+# ruff; the Verilog include, Python constants and Vivado Tcl against rtl/regmap.yaml; Verilator's lint of
+# the sources rtl/realm_accel.f lists
 lint: setup
 	$(VENV)/bin/ruff check host tests
 	$(PY) -m realm_hil.regmap_gen --check
@@ -82,6 +83,7 @@ lint: setup
 	  sys.exit(s.run([str(v.binary), '--lint-only', '-Wall', '-Irtl', '--top-module', 'realm_accel'] \
 	  + [str(p) for p in sources('realm_accel', rtl=pathlib.Path('rtl'))], env=v.env()).returncode)"
 
+# after editing rtl/regmap.yaml: writes rtl/realm_regmap.vh, host/realm_hil/regmap.py, fpga/common/registers.tcl
 regmap:
 	$(PY) -m realm_hil.regmap_gen
 

@@ -61,7 +61,7 @@ install:
 	$(PYTHON) -m realm_hil.fpga.manifest add --board $(BOARD) --board-tcl $(BOARD_TCL) --timing $(BUILD)/timing.json
 
 registers:
-	$(PYTHON) -m realm_hil.fpga.registers_tcl
+	$(PYTHON) -m realm_hil.regmap_gen
 
 clean:
 	rm -rf $(BUILD)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from realm_hil.fpga import registers_tcl, tcl_check
-from realm_hil.regmap_gen import load
+from realm_hil.fpga import tcl_check
+from realm_hil.regmap_gen import load, render_tcl
 from realm_hil.timing.device_profile import load_profile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ needs_top = pytest.mark.skipif(
 
 
 def test_registers_tcl_is_regenerated_identically():
-    assert (REPO / "fpga" / "common" / "registers.tcl").read_text() == registers_tcl.render(load())
+    assert (REPO / "fpga" / "common" / "registers.tcl").read_text() == render_tcl(load())
 
 
 @needs_top

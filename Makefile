@@ -73,13 +73,17 @@ bench: setup
 resources: setup
 	$(VENV)/bin/realm-hil resources
 
+# ruff; the Verilog include, Python constants and Vivado Tcl against rtl/regmap.yaml; Verilator's lint of
+# the sources rtl/realm_accel.f lists
 lint: setup
 	$(VENV)/bin/ruff check host tests
 	$(PY) -m realm_hil.regmap_gen --check
-	$(PY) -c "from realm_hil.toolchain import find_verilator as f; import subprocess as s, sys; v = f(); \
+	$(PY) -c "from realm_hil.toolchain import find_verilator as f; from realm_hil.filelist import sources; \
+	  import pathlib, subprocess as s, sys; v = f(); \
 	  sys.exit(s.run([str(v.binary), '--lint-only', '-Wall', '-Irtl', '--top-module', 'realm_accel'] \
-	  + sorted(__import__('glob').glob('rtl/*.v')), env=v.env()).returncode)"
+	  + [str(p) for p in sources('realm_accel', rtl=pathlib.Path('rtl'))], env=v.env()).returncode)"
 
+# after editing rtl/regmap.yaml: writes rtl/realm_regmap.vh, host/realm_hil/regmap.py, fpga/common/registers.tcl
 regmap:
 	$(PY) -m realm_hil.regmap_gen
 

@@ -1,16 +1,17 @@
-# Package rtl/realm_*.v as the IP realm_hil:hil:realm_accel:1.0 into <build>/ip, with the
+# Package the sources rtl/realm_accel.f lists as the IP realm_hil:hil:realm_accel:1.0 into <build>/ip, with the
 # register map from registers.tcl so that the .hwh (and PYNQ's register_map) carries it.
 # Tested with Vivado 2024.1.
 
 source [file join [file dirname [info script]] env.tcl]
 source [file join $realm_common registers.tcl]
+source [file join $realm_common filelist.tcl]
 
 set ip_dir [file join $realm_build ip]
 file delete -force $ip_dir
 create_project realm_accel_ip [file join $realm_build ip_project] -part $realm_part -force
 
 set rtl [file join $realm_repo rtl]
-add_files -norecurse [lsort [glob [file join $rtl realm_*.v]]]
+add_files -norecurse [realm_filelist [file join $rtl realm_accel.f]]
 add_files -norecurse [file join $rtl realm_regmap.vh]
 set_property file_type {Verilog Header} [get_files realm_regmap.vh]
 set_property top realm_accel [current_fileset]

@@ -1,4 +1,4 @@
-# generated from rtl/regmap.yaml by realm_hil.fpga.registers_tcl; do not edit
+# generated from rtl/regmap.yaml by realm_hil.regmap_gen; do not edit
 # Tested with Vivado 2024.1.
 
 set realm_regmap_version 0x00010001

@@ -14,7 +14,8 @@ BOARD_TCL := $(FPGA_DIR)/$(BOARD)/board.tcl
 BUILD := $(FPGA_DIR)/build/$(BOARD)
 INSTALL_DIR := $(REPO_DIR)/bitstreams/$(BOARD)
 
-RTL := $(sort $(wildcard $(REPO_DIR)/rtl/realm_*.v)) $(REPO_DIR)/rtl/realm_regmap.vh
+# package_ip.tcl adds what rtl/realm_accel.f lists; a change to any source or list repackages the IP
+RTL := $(wildcard $(REPO_DIR)/rtl/*.v $(REPO_DIR)/rtl/*.f) $(REPO_DIR)/rtl/realm_regmap.vh
 PYTHON ?= $(firstword $(wildcard $(REPO_DIR)/.venv/bin/python) python3)
 VIVADO ?= vivado
 VIVADO_RUN = cd $(BUILD) && $(VIVADO) -mode batch -nolog -nojournal -notrace -source
@@ -39,7 +40,8 @@ endif
 
 all: $(BUILD)/timing.json
 
-$(BUILD)/ip/component.xml: $(COMMON)/env.tcl $(COMMON)/package_ip.tcl $(COMMON)/registers.tcl $(BOARD_TCL) $(RTL)
+$(BUILD)/ip/component.xml: $(COMMON)/env.tcl $(COMMON)/package_ip.tcl $(COMMON)/registers.tcl $(COMMON)/filelist.tcl \
+		$(BOARD_TCL) $(RTL)
 	mkdir -p $(BUILD)
 	$(VIVADO_RUN) $(COMMON)/package_ip.tcl $(ARGS)
 
@@ -59,7 +61,7 @@ install:
 	$(PYTHON) -m realm_hil.fpga.manifest add --board $(BOARD) --board-tcl $(BOARD_TCL) --timing $(BUILD)/timing.json
 
 registers:
-	$(PYTHON) -m realm_hil.fpga.registers_tcl
+	$(PYTHON) -m realm_hil.regmap_gen
 
 clean:
 	rm -rf $(BUILD)

@@ -1,7 +1,9 @@
-"""Generate the Verilog include and the Python constants from rtl/regmap.yaml.
+"""Generate the Verilog include, the Python constants and the Vivado register Tcl from rtl/regmap.yaml.
 
-Run `python -m realm_hil.regmap_gen` after editing the YAML; `--check` exits non-zero when the
-committed outputs differ from what the YAML produces (tests use it so they cannot drift).
+Run `make regmap` (`python -m realm_hil.regmap_gen`) after editing the YAML; `--check` exits non-zero
+when a committed output differs from what the YAML produces (`make lint` and the tests use it, so
+none of the three can drift). fpga/common/package_ip.tcl sources registers.tcl so that the packaged
+IP, and with it the .hwh that PYNQ reads, names every register.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-YAML_PATH = REPO / "rtl" / "regmap.yaml"
-VH_PATH = REPO / "rtl" / "realm_regmap.vh"
+from .repo_files import FPGA, RTL
+
+YAML_PATH = RTL / "regmap.yaml"
+VH_PATH = RTL / "realm_regmap.vh"
 PY_PATH = Path(__file__).resolve().parent / "regmap.py"
+TCL_PATH = FPGA / "common" / "registers.tcl"
 
 _HEADER = "generated from rtl/regmap.yaml by realm_hil.regmap_gen; do not edit"
 
@@ -90,8 +94,74 @@ def render_python(spec: dict) -> str:
     return "\n".join(lines)
 
 
+_TCL_ACCESS = {"ro": "read-only", "wo": "write-only", "rw": "read-write"}
+
+_TCL_PRELUDE = """\
+# {header}
+# Tested with Vivado 2024.1.
+
+set realm_regmap_version {version}
+set realm_regmap_addr_width {addr_width}
+
+# One 32-bit register; `fields` is a flat list of name msb lsb. PYNQ's register_map needs at
+# least one field per register, so a register without fields gets one spanning the word.
+proc realm_reg {{block name offset access doc fields}} {{
+    set reg [ipx::add_register $name $block]
+    set_property address_offset $offset $reg
+    set_property size 32 $reg
+    set_property access $access $reg
+    set_property description $doc $reg
+    if {{[llength $fields] == 0}} {{
+        set fields [list $name 31 0]
+    }}
+    foreach {{field msb lsb}} $fields {{
+        set f [ipx::add_field $field $reg]
+        set_property bit_offset $lsb $f
+        set_property bit_width [expr {{$msb - $lsb + 1}}] $f
+        set_property access $access $f
+    }}
+}}
+
+# Every register of the map into address block `block`; `n` is the array size N of this build.
+proc realm_add_registers {{block n}} {{
+"""
+
+
+def _braced(text: str) -> str:
+    if "{" in text or "}" in text or "\\" in text:
+        raise ValueError(f"regmap doc {text!r} contains a brace or backslash, which Tcl cannot brace-quote")
+    return "{" + text + "}"
+
+
+def _count_expr(count) -> str:
+    """The array count as a Tcl expression in the loop's `n`; raises ValueError like array_count."""
+    array_count(count, 1)
+    return str(count).replace(" ", "").replace("N", "$n")
+
+
+def render_tcl(spec: dict) -> str:
+    version = f"0x{spec['version']:08X}"
+    out = [_TCL_PRELUDE.format(header=_HEADER, version=version, addr_width=spec["addr_width"])]
+    for reg in spec["registers"]:
+        fields = " ".join(f"{name} {msb} {lsb}" for name, (msb, lsb) in reg.get("fields", {}).items())
+        out.append(
+            f"    realm_reg $block {reg['name']} 0x{reg['offset']:04X} {_TCL_ACCESS[reg['access']]} "
+            f"{_braced(reg['doc'])} {{{fields}}}\n"
+        )
+    for arr in spec["arrays"]:
+        out.append(f"    for {{set i 0}} {{$i < {_count_expr(arr['count'])}}} {{incr i}} {{\n")
+        out.append(
+            f"        realm_reg $block {arr['name']}_$i [format 0x%04X "
+            f"[expr {{0x{arr['offset']:04X} + 4 * $i}}]] "
+            f"{_TCL_ACCESS[arr['access']]} {_braced(arr['doc'])} {{}}\n"
+        )
+        out.append("    }\n")
+    out.append("}\n")
+    return "".join(out)
+
+
 def outputs(spec: dict) -> dict[Path, str]:
-    return {VH_PATH: render_verilog(spec), PY_PATH: render_python(spec)}
+    return {VH_PATH: render_verilog(spec), PY_PATH: render_python(spec), TCL_PATH: render_tcl(spec)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,14 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
     args = parser.parse_args(argv)
     stale = []
-    for path, text in outputs(load()).items():
+    for path, text in outputs(load(YAML_PATH)).items():
         if path.exists() and path.read_text() == text:
             continue
         stale.append(path)
         if not args.check:
             path.write_text(text)
     if args.check and stale:
-        print("stale generated register map: " + ", ".join(str(p) for p in stale), file=sys.stderr)
+        print("stale generated register map: " + ", ".join(str(p.resolve()) for p in stale), file=sys.stderr)
         return 1
     return 0
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from realm_hil.fpga import registers_tcl, tcl_check
-from realm_hil.regmap_gen import load
+from realm_hil.fpga import tcl_check
+from realm_hil.regmap_gen import load, render_tcl
 from realm_hil.timing.device_profile import load_profile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ needs_top = pytest.mark.skipif(
 
 
 def test_registers_tcl_is_regenerated_identically():
-    assert (REPO / "fpga" / "common" / "registers.tcl").read_text() == registers_tcl.render(load())
+    assert (REPO / "fpga" / "common" / "registers.tcl").read_text() == render_tcl(load())
 
 
 @needs_top
@@ -103,3 +103,20 @@ def test_make_without_vivado_says_so_in_one_line(tmp_path):
     assert run.returncode != 0
     assert len(run.stderr.strip().splitlines()) == 1
     assert "Vivado 2024.1 is needed" in run.stderr
+
+
+@needs_top
+def test_packaging_sources_other_than_the_list_fails_the_check(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "fpga", repo / "fpga", ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(REPO / "rtl", repo / "rtl")
+    package = repo / "fpga" / "common" / "package_ip.tcl"
+    text = package.read_text()
+    package.write_text(text.replace("[realm_filelist [file join $rtl realm_accel.f]]",
+                                    "[lsort [glob [file join $rtl realm_*.v]]]"))
+    found = tcl_check.problems(repo)
+    assert "fpga/common/package_ip.tcl: does not add the sources rtl/realm_accel.f lists (realm_filelist)" in found
+    assert "fpga/common/package_ip.tcl: names Verilog sources itself; rtl/realm_accel.f lists them" in found
+    package.write_text(text)
+    (repo / "rtl" / "realm_core.f").write_text("realm_core.v realm_feeder.v realm_array.f realm_drian.v\n")
+    assert any("realm_core.f lists realm_drian.v, which does not exist" in line for line in tcl_check.problems(repo))

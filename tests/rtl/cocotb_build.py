@@ -1,19 +1,20 @@
 """Build a Verilated cocotb testbench once per (sources, parameters, toolchain) hash and run tests on it.
 
-Builds live in the user cache (realm_hil.toolchain.cache_dir), so repeated runs and fresh
-clones on the same machine skip Verilator entirely when nothing relevant changed.
+Builds live in the user cache (realm_hil.build_cache), so repeated runs and fresh clones on the
+same machine skip Verilator entirely when nothing relevant changed. A testbench's sources come from
+its module's .f source list (realm_hil.filelist), as the sim build's, yosys's and Vivado's do.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 from importlib.metadata import version
 from pathlib import Path
 
 from cocotb_tools.runner import get_runner
 
+from realm_hil import filelist
+from realm_hil.build_cache import build_once, content_key
 from realm_hil.toolchain import cache_dir, find_verilator
 
 RTL = Path(__file__).resolve().parents[2] / "rtl"
@@ -22,19 +23,17 @@ INCLUDES = [RTL]
 
 
 def rtl_sources(*names: str) -> list[Path]:
-    """Paths of rtl/<name>.v; the regmap include is found through INCLUDES."""
-    return [RTL / f"{name}.v" for name in names]
+    """The files of each named module and of everything it instantiates: rtl/<name>.f, else rtl/<name>.v.
+
+    The regmap include is found through INCLUDES.
+    """
+    return filelist.sources(*names, rtl=RTL)
 
 
 def _build_key(sources, toplevel, parameters, build_args) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(sources) + sorted(RTL.glob("*.vh")):
-        digest.update(Path(path).name.encode())
-        digest.update(Path(path).read_bytes())
-    digest.update(repr((toplevel, sorted(parameters.items()), list(build_args))).encode())
-    digest.update(find_verilator().version.encode())
-    digest.update(version("cocotb").encode())
-    return digest.hexdigest()[:16]
+    files = sorted(sources) + filelist.headers(RTL)
+    settings = (toplevel, sorted(parameters.items()), list(build_args), find_verilator().version, version("cocotb"))
+    return content_key(files, *settings)[:16]
 
 
 def run(
@@ -54,15 +53,15 @@ def run(
     verilator.apply()
     key = _build_key(sources, toplevel, parameters, build_args)
     build_dir = cache_dir("cocotb", f"{toplevel}-{key}")
-    stamp = build_dir / ".built"
     waves = os.environ.get("WAVES") == "1"
     runner = get_runner("verilator")
-    # pytest-xdist workers may want the same build at once: one builds, the others wait
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stamp.exists() or waves:
-            _build(runner, sources, toplevel, parameters, build_dir, build_args, waves)
-            stamp.touch()
+
+    def build(stamp: Path) -> None:
+        # the runner builds into build_dir itself; the stamp, renamed into place, says the build is whole
+        _build(runner, sources, toplevel, parameters, build_dir, build_args, waves)
+        stamp.touch()
+
+    build_once(build_dir, ".built", build, rebuild=waves)
     results = build_dir / f"results-{test_module}-{os.getpid()}.xml"
     runner.test(
         hdl_toplevel=toplevel,

@@ -25,10 +25,9 @@ from pathlib import Path
 
 from .. import regmap
 from ..errors import RealmError
-from ..regmap_gen import REPO
+from ..repo_files import BITSTREAMS, RTL
 from .tcl_check import board_settings
 
-BITSTREAMS = REPO / "bitstreams"
 MANIFEST_PATH = BITSTREAMS / "manifest.json"
 SCHEMA_VERSION = 1
 BOARDS = ("pynq-z2", "zcu104", "kv260")
@@ -240,12 +239,12 @@ def verify_overlay(board: str, manifest_path: Path = MANIFEST_PATH) -> Overlay:
 def _rtl_git_rev() -> str:
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", *args], cwd=RTL.resolve(), capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:
-        rev = git("log", "-1", "--format=%H", "--", "rtl")
-        dirty = git("status", "--porcelain", "--", "rtl")
+        rev = git("log", "-1", "--format=%H", "--", ".")
+        dirty = git("status", "--porcelain", "--", ".")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     if not rev:

@@ -11,7 +11,6 @@ are cached under realm_hil.toolchain.cache_dir("resources"), keyed by the RTL's 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import shutil
@@ -22,11 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import filelist
+from ..build_cache import content_key
 from ..errors import RealmError
-from ..regmap_gen import REPO
+from ..repo_files import RTL
 from ..toolchain import cache_dir
 
-RTL = REPO / "rtl"
 ARRAY_MODULES = ("realm_core",)
 CHECKING_MODULES = ("realm_ingress", "realm_egress", "realm_stats")
 
@@ -156,7 +156,8 @@ class ResourceReport:
 
 
 def rtl_sources(rtl: Path = RTL) -> list[Path]:
-    return sorted(rtl.glob("realm_*.v"))
+    """realm_accel and everything it instantiates, as rtl/realm_accel.f lists them."""
+    return filelist.sources("realm_accel", rtl=rtl)
 
 
 def _yosys() -> tuple[str, str]:
@@ -237,22 +238,15 @@ def _conflicts(log: str) -> tuple[str, ...]:
     )
 
 
-def _rtl_key(sources: list[Path], n: int, yosys_version: str) -> str:
-    digest = hashlib.sha256()
-    for path in sources + sorted(RTL.glob("*.vh")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    digest.update(f"{n}|{yosys_version}|{_script([], RTL, n, Path('stat.json'))}".encode())
-    return digest.hexdigest()
+def _rtl_key(sources: list[Path], rtl: Path, n: int, yosys_version: str) -> str:
+    return content_key(sources + filelist.headers(rtl), n, yosys_version, _script([], RTL, n, Path("stat.json")))
 
 
 def measure(n: int = 8, rtl: Path = RTL, use_cache: bool = True) -> ResourceReport:
     """Synthesize realm_accel with yosys at array size `n` (or reuse a cached run of the same RTL)."""
     sources = rtl_sources(rtl)
-    if not (rtl / "realm_accel.v").exists():
-        raise YosysError(f"{rtl / 'realm_accel.v'} does not exist")
     exe, version = _yosys()
-    key = _rtl_key(sources, n, version)
+    key = _rtl_key(sources, rtl, n, version)
     cached = cache_dir("resources") / f"{key[:24]}.json"
     if use_cache and cached.exists():
         return ResourceReport.from_dict(json.loads(cached.read_text()))

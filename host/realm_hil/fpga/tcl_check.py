@@ -13,11 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..regmap_gen import REPO, array_count
-
-FPGA = REPO / "fpga"
-COMMON = FPGA / "common"
-RTL = REPO / "rtl"
+from ..filelist import FilelistError, expand
+from ..regmap_gen import array_count
+from ..repo_files import ROOT, RTL
 
 BOARD_KEYS = (
     "realm_part",
@@ -163,7 +161,7 @@ def _accel_references(common: Path) -> dict[str, set[str]]:
     return refs
 
 
-def problems(repo: Path = REPO) -> list[str]:
+def problems(repo: Path = ROOT) -> list[str]:
     """Every inconsistency between fpga/, rtl/realm_accel.v and rtl/regmap.yaml, one line each."""
     from ..regmap_gen import load
     from ..timing.device_profile import load_profile
@@ -213,6 +211,17 @@ def problems(repo: Path = REPO) -> list[str]:
         found.append(
             f"fpga/common/package_ip.tcl: {name} is neither a port nor an interface of realm_accel.v"
         )
+    # the IP's sources are those of the one source list every tool reads, never a glob or a hand-kept list
+    if "source [file join $realm_common filelist.tcl]" not in package or not re.search(
+        r"add_files -norecurse \[realm_filelist \[file join \$rtl realm_accel\.f\]\]", package
+    ):
+        found.append("fpga/common/package_ip.tcl: does not add the sources rtl/realm_accel.f lists (realm_filelist)")
+    if re.search(r"\bglob\b|add_files[^\n]*realm_\w+\.v\b", package):
+        found.append("fpga/common/package_ip.tcl: names Verilog sources itself; rtl/realm_accel.f lists them")
+    try:
+        expand(rtl / "realm_accel.f")
+    except FilelistError as exc:
+        found.append(str(exc))
     if "aresetn" not in ports:
         found.append("realm_accel.v: reset input aresetn (package_ip.tcl associates it with aclk) is missing")
 

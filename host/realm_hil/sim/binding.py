@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..accelerator import AcceleratorClosedError
-from .build import RTL_DIR, build
+from ..repo_files import RTL
+from .build import build
 
 _u32, _i32, _u64, _i64, _ptr = (
     ctypes.c_uint32,
@@ -71,7 +72,7 @@ class SimModel:
         *,
         waves: WaveOptions | None = None,
         clock_ratio: float = 1.0,
-        rtl_dir: Path = RTL_DIR,
+        rtl_dir: Path = RTL,
         emu_checks: bool = False,
     ) -> None:
         self.build = build(array_n, trace=waves is not None, rtl_dir=rtl_dir, emu_checks=emu_checks)

@@ -1,27 +1,24 @@
 """Build the Verilated realm_accel plus the sim_fallback harness into a shared library, once.
 
-A build is keyed by everything that changes the binary (RTL, harness sources, parameters,
-waveform support, the EMU_CHECKS variant, Verilator version), lives in the user cache and is
-guarded by a file lock, so a second open, or a second pytest-xdist worker, only loads the library.
+The sources are those rtl/realm_accel.f lists. A build is keyed by everything that changes the
+binary (RTL, harness sources, parameters, waveform support, the EMU_CHECKS variant, Verilator
+version) and kept in the user cache (build_cache), so a second open, or a second pytest-xdist
+worker, only loads the library.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import regmap
+from .. import filelist, regmap
+from ..build_cache import build_once, content_key
 from ..errors import RealmError
+from ..repo_files import HARNESS, RTL
 from ..toolchain import cache_dir, find_verilator
 
-REPO = Path(__file__).resolve().parents[3]
-RTL_DIR = REPO / "rtl"
-HARNESS_DIR = REPO / "sim_fallback"
 TOP = "realm_accel"
 LIB_NAME = "librealm_sim.so"
 JOBS = 2
@@ -38,9 +35,9 @@ class SimBuild:
     seconds: float
 
 
-def _sources(rtl_dir: Path) -> list[Path]:
-    harness = sorted(p for p in HARNESS_DIR.rglob("*") if p.suffix in (".cpp", ".h"))
-    return sorted(rtl_dir.glob("*.v")) + sorted(rtl_dir.glob("*.vh")) + harness
+def _inputs(rtl_dir: Path) -> list[Path]:
+    harness = sorted(p for p in HARNESS.rglob("*") if p.suffix in (".cpp", ".h"))
+    return filelist.sources(TOP, rtl=rtl_dir) + filelist.headers(rtl_dir) + harness
 
 
 def _defines(array_n: int, trace: bool) -> list[str]:
@@ -67,7 +64,7 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool,
     verilator = find_verilator()
     if trace:
         _check_lz4()
-    cflags = " ".join(["-fPIC", "-O3", f"-I{HARNESS_DIR}", *_defines(array_n, trace)])
+    cflags = " ".join(["-fPIC", "-O3", f"-I{HARNESS}", *_defines(array_n, trace)])
     cmd = [
         str(verilator.binary),
         "--cc",
@@ -102,52 +99,41 @@ def _command(rtl_dir: Path, out: Path, library: Path, array_n: int, trace: bool,
     ]
     if trace:
         cmd.append("--trace-fst")
-    return cmd + [str(p) for p in sorted(rtl_dir.glob("*.v"))] + [str(HARNESS_DIR / "realm_sim.cpp")]
+    sources = filelist.sources(TOP, rtl=rtl_dir)
+    return cmd + [str(p) for p in sources] + [str(HARNESS / "realm_sim.cpp")]
 
 
-def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_checks: bool = False) -> str:
-    digest = hashlib.sha256()
-    for path in _sources(rtl_dir):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    digest.update(repr((array_n, trace, emu_checks, _defines(array_n, trace), find_verilator().version)).encode())
-    return digest.hexdigest()[:16]
+def build_key(array_n: int, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False) -> str:
+    settings = (array_n, trace, emu_checks, _defines(array_n, trace), find_verilator().version)
+    return content_key(_inputs(rtl_dir), *settings)[:16]
 
 
-def build(
-    array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL_DIR, emu_checks: bool = False
-) -> SimBuild:
+def build(array_n: int = 8, *, trace: bool = False, rtl_dir: Path = RTL, emu_checks: bool = False) -> SimBuild:
     """The simulation library for an N x N array, built on first use; raises SimBuildError.
 
     emu_checks=True builds the variant whose checksum accumulators emulate timing errors too.
     """
     rtl_dir = Path(rtl_dir)
-    if not any(rtl_dir.glob("*.v")):
-        raise SimBuildError(f"no Verilog sources in {rtl_dir}")
     variant = f"n{array_n}{'-ck' if emu_checks else ''}{'-fst' if trace else ''}"
     out = cache_dir("sim", f"{TOP}-{variant}-{build_key(array_n, trace, rtl_dir, emu_checks)}")
-    library = out / LIB_NAME
-    start = time.perf_counter()
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if library.exists():
-            return SimBuild(library, False, time.perf_counter() - start)
+
+    def verilate(library: Path) -> None:
         obj_dir = out / "obj"
         shutil.rmtree(obj_dir, ignore_errors=True)
         log = out / "build.log"
-        tmp_library = out / f"{LIB_NAME}.tmp"
         with open(log, "w") as log_file:
             result = subprocess.run(
-                _command(rtl_dir, out, tmp_library, array_n, trace, emu_checks),
+                _command(rtl_dir, out, library, array_n, trace, emu_checks),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=find_verilator().env(),
                 cwd=out,
             )
-        if result.returncode != 0 or not tmp_library.exists():
+        if result.returncode != 0 or not library.exists():
             raise SimBuildError(
                 f"Verilator build of {TOP} (N={array_n}{', EMU_CHECKS=1' if emu_checks else ''}) failed; see {log}"
             )
-        tmp_library.replace(library)
         shutil.rmtree(obj_dir, ignore_errors=True)
-    return SimBuild(library, True, time.perf_counter() - start)
+
+    done = build_once(out, LIB_NAME, verilate)
+    return SimBuild(done.path, done.built, done.seconds)

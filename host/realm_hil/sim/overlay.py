@@ -18,7 +18,7 @@ from .. import regmap
 from ..errors import InputError
 from ..fpga import manifest as mf
 from ..fpga.tcl_check import board_settings
-from ..regmap_gen import REPO
+from ..repo_files import FPGA
 
 # /proc/device-tree/chosen/pynq_board on the PYNQ images (pynq's selftest matches it lowercased)
 BOARD_NAMES = {"zcu104": "ZCU104", "kv260": "KV260"}
@@ -43,7 +43,7 @@ class SimBoardConfig:
 
 
 def _board_tcl(board: str) -> dict[str, str]:
-    return board_settings(REPO / "fpga" / board / "board.tcl")
+    return board_settings(FPGA / board / "board.tcl")
 
 
 def sim_bitfile(config: SimBoardConfig) -> bytes:

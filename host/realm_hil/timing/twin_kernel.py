@@ -3,17 +3,14 @@
 The kernel (csrc/twin.cpp) is bit-exact with the numpy oracle `timing.emulation.timed_dot`:
 output (m, j) is accumulated by PE (m % n, j % n) with that PE's slack L. With the checksum
 accumulators overclocked as well (EMU_CHECKS) it also computes each tile's deviations, bit-exact
-with `timing.emulation.timed_checksums`. It is built on first use into the user cache, keyed by
-a hash of the source, the flags and the compiler (including what -march=native resolves to, so
-a cache shared between different CPUs stays correct), under a file lock so parallel test
-workers build it once.
+with `timing.emulation.timed_checksums`. It is built on first use into the user cache
+(build_cache), keyed by a hash of the source, the flags and the compiler (including what
+-march=native resolves to, so a cache shared between different CPUs stays correct).
 """
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..build_cache import build_once, content_key
 from ..toolchain import cache_dir
 from .device_profile import load_profile
 from .emulation import L_EXACT
@@ -63,18 +61,14 @@ def _compiler_identity(cxx: str) -> str:
     return version + "".join(sorted(native.splitlines()))
 
 
-def _build(cxx: str, flags: list[str], target: Path, log: Path) -> None:
-    """Compile into target atomically, so a reader never sees a partial library."""
-    partial = target.with_suffix(f".{os.getpid()}.tmp")
-    cmd = [cxx, *flags, str(SOURCE), "-o", str(partial)]
+def _compile(cxx: str, flags: list[str], library: Path, log: Path) -> None:
+    cmd = [cxx, *flags, str(SOURCE), "-o", str(library)]
     with log.open("w") as out:
         out.write(" ".join(cmd) + "\n")
         out.flush()
         ok = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False).returncode == 0
     if not ok:
-        partial.unlink(missing_ok=True)
         raise TwinBuildError(f"twin kernel build failed ({Path(cxx).name}); see {log}")
-    os.replace(partial, target)
 
 
 _KERNELS: dict[bool, TwinKernel] = {}
@@ -86,15 +80,8 @@ def load_kernel(portable: bool = False) -> TwinKernel:
         return _KERNELS[portable]
     cxx = _compiler()
     flags = [*BASE_FLAGS, *([PORTABLE_DEFINE] if portable else [])]
-    key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), *flags, _compiler_identity(cxx)]).encode()
-    ).hexdigest()[:20]
-    root = cache_dir("twin")
-    target = root / f"twin-{key}.so"
-    with (root / f"twin-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not target.exists():
-            _build(cxx, flags, target, root / f"twin-{key}.log")
+    out = cache_dir("twin", f"twin-{content_key([SOURCE], flags, _compiler_identity(cxx))[:20]}")
+    target = build_once(out, "twin.so", lambda library: _compile(cxx, flags, library, out / "build.log")).path
     lib = ctypes.CDLL(str(target))
     lib.realm_twin_gemm.restype = ctypes.c_int
     lib.realm_twin_gemm.argtypes = [

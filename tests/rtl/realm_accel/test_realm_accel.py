@@ -589,17 +589,12 @@ async def run_test_emulated_checks(dut):
     await tb.set_timing(np.full((n, n), 31), np.full((3, n), 31), False)
 
 
-SOURCES = ["realm_accel", "realm_ingress", "realm_egress", "realm_stats", "realm_axil_regs", "realm_core",
-           "realm_feeder", "realm_array", "realm_pe", "realm_timed_add", "realm_drain", "realm_async_fifo",
-           "realm_sync_fifo", "realm_reset_sync"]
-
-
 @pytest.mark.rtl
 @pytest.mark.parametrize("n", [8, 16])
 def test_realm_accel(n):
     run(
         toplevel="realm_accel",
-        sources=rtl_sources(*SOURCES),
+        sources=rtl_sources("realm_accel"),
         test_module="test_realm_accel",
         test_dir=Path(__file__).parent,
         parameters={"N": n, "TIMING_EMU": 1, "INJECT": 1},
@@ -610,7 +605,7 @@ def test_realm_accel(n):
 def test_realm_accel_emulated_checks():
     run(
         toplevel="realm_accel",
-        sources=rtl_sources(*SOURCES),
+        sources=rtl_sources("realm_accel"),
         test_module="test_realm_accel",
         test_dir=Path(__file__).parent,
         parameters={"N": 8, "TIMING_EMU": 1, "INJECT": 1, "EMU_CHECKS": 1},

@@ -16,7 +16,6 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb_build import rtl_sources, run
 from realm_hil.timing.emulation import timed_dot
 
-SOURCES = ("realm_core", "realm_feeder", "realm_array", "realm_pe", "realm_timed_add", "realm_drain")
 # (op_valid idle probability, res_ready stall probability)
 HANDSHAKES = [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.3, 0.5)]
 
@@ -254,7 +253,7 @@ async def run_test_int32_wrap(dut):
 def test_realm_core(n, timing_emu):
     run(
         toplevel="realm_core",
-        sources=rtl_sources(*SOURCES),
+        sources=rtl_sources("realm_core"),
         test_module="test_realm_core",
         test_dir=Path(__file__).parent,
         parameters={"N": n, "TIMING_EMU": timing_emu},

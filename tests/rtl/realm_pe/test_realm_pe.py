@@ -158,7 +158,7 @@ async def run_test_beat_stream(dut, slack):
 def test_realm_pe(timing_emu):
     run(
         toplevel="realm_pe",
-        sources=rtl_sources("realm_pe", "realm_timed_add"),
+        sources=rtl_sources("realm_pe"),
         test_module="test_realm_pe",
         test_dir=Path(__file__).parent,
         parameters={"TIMING_EMU": timing_emu},

@@ -1,0 +1,9 @@
+realm_accel.v
+realm_axil_regs.v
+realm_ingress.f
+realm_sync_fifo.v
+realm_egress.f
+realm_stats.v
+realm_async_fifo.v
+realm_reset_sync.v
+realm_core.f

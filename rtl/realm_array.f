@@ -1,0 +1,2 @@
+realm_array.v
+realm_pe.f

@@ -1,0 +1,4 @@
+realm_core.v
+realm_feeder.v
+realm_array.f
+realm_drain.v

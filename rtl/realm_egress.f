@@ -1,0 +1,2 @@
+realm_egress.v
+realm_timed_add.v

@@ -1,0 +1,2 @@
+realm_ingress.v
+realm_timed_add.v

@@ -1,0 +1,2 @@
+realm_pe.v
+realm_timed_add.v

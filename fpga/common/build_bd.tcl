@@ -40,7 +40,10 @@ set accel [create_bd_cell -type ip -vlnv $realm_ip_vlnv $realm_cell_accel]
 set_property -dict [list CONFIG.N $realm_n CONFIG.TIMING_EMU 0 CONFIG.INJECT 0] $accel
 
 # The wizard starts at the rated clock; the host reprograms it through s_axi_lite. Its input is
-# the PS clock already on a global buffer.
+# the PS clock already on a global buffer. Safe clock start-up gates array_clk off (BUFGCE) until
+# the MMCM has locked, at power-up and after every reconfiguration, so the array sees a stopped
+# clock rather than a glitching one; the host waits for LOCKED in the wizard's status register
+# and then resets the array side (CTRL.SOFT_RESET), see host/realm_hil/backends/board_clock.py.
 set wiz [create_bd_cell -type ip -vlnv xilinx.com:ip:clk_wiz:6.0 $realm_cell_clk_wiz]
 set_property -dict [list \
     CONFIG.USE_DYN_RECONFIG true \
@@ -48,6 +51,7 @@ set_property -dict [list \
     CONFIG.PRIM_SOURCE No_buffer \
     CONFIG.PRIM_IN_FREQ $realm_safe_mhz \
     CONFIG.CLKOUT1_REQUESTED_OUT_FREQ $realm_rated_mhz \
+    CONFIG.USE_SAFE_CLOCK_STARTUP true \
     CONFIG.USE_LOCKED true \
     CONFIG.USE_RESET false \
 ] $wiz

@@ -127,5 +127,5 @@ def overlay_driver(overlay, entry) -> tuple[AccelDriver, BoardClock]:
         raise IncompatibleAccelerator(
             f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
     # Overlay() reprograms the PL clocks from the design's metadata, so the clock is set after it
-    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"])
+    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"], driver.soft_reset)
     return driver, clock

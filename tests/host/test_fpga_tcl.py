@@ -120,3 +120,19 @@ def test_packaging_sources_other_than_the_list_fails_the_check(tmp_path):
     package.write_text(text)
     (repo / "rtl" / "realm_core.f").write_text("realm_core.v realm_feeder.v realm_array.f realm_drian.v\n")
     assert any("realm_core.f lists realm_drian.v, which does not exist" in line for line in tcl_check.problems(repo))
+
+
+@needs_top
+def test_a_readme_clock_that_differs_from_the_board_fails_the_check(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "fpga", repo / "fpga", ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(REPO / "rtl", repo / "rtl")
+    readme = repo / "fpga" / "README.md"
+    readme.write_text(readme.read_text().replace("| 16 | 100 MHz | 200 MHz |", "| 16 | 100 MHz | 250 MHz |"))
+    assert "fpga/README.md: the zcu104 row says realm_rated_mhz 250, board.tcl 200" in tcl_check.problems(repo)
+
+
+@pytest.mark.parametrize("board", ["pynq-z2", "zcu104", "kv260"])
+def test_readme_table_is_the_profiles(board):
+    row = tcl_check.readme_boards(REPO / "fpga" / "README.md")[board]
+    assert float(row["realm_rated_mhz"]) == load_profile(board).nominal_clock_mhz

@@ -93,6 +93,17 @@ def board_settings(path: Path) -> dict[str, str]:
     return settings
 
 
+def readme_boards(path: Path) -> dict[str, dict[str, str]]:
+    """The board table of fpga/README.md: board -> part, array N, safe and rated MHz as written."""
+    rows = {}
+    row = r"^\| `([\w-]+)`[^|]*\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|\s*$"
+    for match in re.finditer(row, path.read_text(), flags=re.M):
+        part, n, safe, rated = (cell.strip() for cell in match.groups()[1:])
+        rows[match[1]] = {"realm_part": part, "realm_n": n, "realm_safe_mhz": safe.removesuffix(" MHz"),
+                          "realm_rated_mhz": rated.removesuffix(" MHz")}
+    return rows
+
+
 def _strip_comments(verilog: str) -> str:
     return re.sub(r"//[^\n]*|/\*.*?\*/", "", verilog, flags=re.S)
 
@@ -293,6 +304,11 @@ def problems(repo: Path = ROOT) -> list[str]:
                         f"fpga/{board}/board.tcl: {key} is {settings[key]}, "
                         f"{settings['realm_ps_vlnv']} calls it {value}"
                     )
+        documented = readme_boards(repo / "fpga" / "README.md").get(board)
+        for key in ("realm_part", "realm_n", "realm_safe_mhz", "realm_rated_mhz"):
+            if documented is None or float_or_text(documented[key]) != float_or_text(settings[key]):
+                found.append(f"fpga/README.md: the {board} row says {key} "
+                             f"{documented[key] if documented else '(no row)'}, board.tcl {settings[key]}")
         n = int(settings["realm_n"])
         if not 4 <= n <= 32:
             found.append(f"fpga/{board}/board.tcl: realm_n {n} is outside 4..32 (realm_accel.v)")
@@ -319,6 +335,13 @@ def problems(repo: Path = ROOT) -> list[str]:
                 f"regmap.yaml has {len(expected_registers(spec, n))}"
             )
     return found
+
+
+def float_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def main() -> int:

@@ -27,7 +27,8 @@ CLKWIZ_LOAD = 0x25C
 # from the values the design was built with
 CLKWIZ_LOAD_CMD = 0x3
 CLKWIZ_LOCKED = 0x1  # in CLKWIZ_STATUS
-# the Clocking Wizard is fed by the PS's fixed 100 MHz FCLK in every board design (fpga/*/board.tcl)
+# the Clocking Wizard is fed by the PS's fixed 100 MHz clock in every board design (fpga/*/board.tcl); on
+# ZynqMP that clock is 99.999 MHz (33.333 MHz reference), so frequencies read back there are 10 ppm high
 WIZARD_INPUT_MHZ = 100.0
 DUTY_50_PERCENT = 50_000
 
@@ -133,6 +134,8 @@ class ClockWizard:
     than the whole relock) still waits correctly.
     """
 
+    # drop_window_s: PG065's state machine resets the MMCM within a few cycles of SEN; 0.1 s covers that
+    # many times over, plus any latency between host and PL, and costs nothing when the drop is seen
     def __init__(self, mmio, input_mhz: float, limits: MmcmLimits, *, lock_timeout_s: float = 1.0,
                  drop_window_s: float = 0.1, poll_s: float = 1e-4) -> None:
         self.mmio = mmio

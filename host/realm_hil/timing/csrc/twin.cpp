@@ -3,9 +3,10 @@
 //
 // Output element (m, j) is accumulated by PE (m % n, j % n) in k order from a reset register, so all
 // elements of one (row class m % n, column class j % n) share that PE's slack L. The GEMM is computed
-// class pair by class pair: a panel holds 16 columns of one column class (the lanes of a vector) and a
-// register block up to 8 rows of one row class, so a whole block runs under one L and its cost follows
-// that PE's own L, not the worst of its neighbours. A caller that already holds the exact product
+// class pair by class pair: a panel holds 16 columns of one column class (the lanes of a vector; a
+// class's last few columns take 2 or 4 lanes each, one per row) and a register block up to 8 rows of
+// one row class, so a whole block runs under one L and its cost follows that PE's own L, not the worst
+// of its neighbours. A caller that already holds the exact product
 // passes it in and only the pairs with L < 31 are computed: near the onset of errors that is a few of
 // the n^2 PEs. Pairs with L < 0 never leave the reset value 0.
 //
@@ -122,7 +123,7 @@ inline int32_t pack16(int8_t v) { return static_cast<int32_t>(static_cast<uint16
 
 // AND_{i=1..L} (U << i) for the L of plan KIND.
 template <int KIND>
-inline __m512i late_mask(__m512i u, const __m512i (*d)[2]) {
+__attribute__((always_inline)) inline __m512i late_mask(__m512i u, const __m512i (*d)[2]) {
   constexpr Plan plan = kPlans[KIND];
   // shifts by 1 and 2 as additions: those are not limited to the one port that shifts 512-bit vectors
   __m512i t = _mm512_add_epi32(u, u);
@@ -139,9 +140,9 @@ inline __m512i late_mask(__m512i u, const __m512i (*d)[2]) {
 }
 
 // vpternlogd overwrites its first operand, so each one takes a value that dies there: otherwise the
-// compiler copies it first, and those copies cost as much as the logic.
+// compiler copies it first, and copies cost issue slots like the logic.
 template <int KIND>
-inline __m512i update(__m512i a, __m512i xv, __m512i wv, const __m512i (*d)[2]) {
+__attribute__((always_inline)) inline __m512i update(__m512i a, __m512i xv, __m512i wv, const __m512i (*d)[2]) {
   if constexpr (KIND == kPlain) {
 #ifdef __AVX512VNNI__
     return _mm512_dpwssd_epi32(a, xv, wv);
@@ -155,12 +156,28 @@ inline __m512i update(__m512i a, __m512i xv, __m512i wv, const __m512i (*d)[2]) 
       return _mm512_ternarylogic_epi32(a, s, p, 0xD8);  // (a ^ s ^ p) = C ? a : s
     } else {
       const __m512i u = _mm512_ternarylogic_epi32(p, a, s, 0x14);  // (p ^ a) & ~s = P & C
-      return _mm512_ternarylogic_epi32(a, s, late_mask<KIND>(u, d), 0xE4);  // late ? a : s, bit by bit
+      // late ? a : s, bit by bit, in a's own register: from the intrinsic GCC computes it into another
+      // register and copies it back, two copies per update in blocks of more than 4 rows
+      const __m512i late = late_mask<KIND>(u, d);
+      asm("vpternlogd $0xE4, %2, %1, %0" : "+v"(a) : "v"(s), "v"(late));
+      return a;
     }
   }
 }
 
-template <int KIND, int R>
+// G rows of x per vector, one 32-bit lane each (see Job::group), broadcast in one load.
+template <int G>
+inline __m512i broadcast_rows(const int32_t* v) {
+  static_assert(G == 1 || G == 2 || G == 4);
+  if constexpr (G == 1)
+    return _mm512_set1_epi32(*v);
+  else if constexpr (G == 2)
+    return _mm512_set1_epi64(*reinterpret_cast<const long long*>(v));
+  else
+    return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+}
+
+template <int KIND, int R, int G>
 void run_block(const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl, int32_t* out) {
   __m512i d[kMaxSteps][2];
   for (int i = 0; i < kMaxSteps; ++i)
@@ -169,22 +186,22 @@ void run_block(const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl,
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
   for (int64_t k = 0; k < K; ++k) {
     const __m512i wv = _mm512_loadu_si512(wp + k * kLanes);
-    for (int r = 0; r < R; ++r) acc[r] = update<KIND>(acc[r], _mm512_set1_epi32(xp[r * K + k]), wv, d);
+    for (int r = 0; r < R; ++r) acc[r] = update<KIND>(acc[r], broadcast_rows<G>(xp + (r * K + k) * G), wv, d);
   }
   for (int r = 0; r < R; ++r) _mm512_storeu_si512(out + r * kLanes, acc[r]);
 }
 
 #else
 
-template <int KIND, int R>
+template <int KIND, int R, int G>
 void run_block(const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl, int32_t* out) {
   uint32_t acc[R][kLanes] = {};
   for (int64_t k = 0; k < K; ++k) {
     const int32_t* wk = wp + k * kLanes;
     for (int r = 0; r < R; ++r) {
-      const int32_t x = xp[r * K + k];
+      const int32_t* xk = xp + (r * K + k) * G;
       for (int lane = 0; lane < kLanes; ++lane) {
-        const uint32_t prod = static_cast<uint32_t>(x * static_cast<int16_t>(wk[lane]));
+        const uint32_t prod = static_cast<uint32_t>(xk[lane % G] * static_cast<int16_t>(wk[lane]));
         acc[r][lane] = KIND == kPlain ? acc[r][lane] + prod : timed_add(acc[r][lane], prod, sl.L);
       }
     }
@@ -195,34 +212,38 @@ void run_block(const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl,
 
 #endif
 
-template <int R>
+template <int R, int G>
 void run_kind(const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl, int32_t* out) {
   switch (sl.kind) {
-    case kPlain: return run_block<kPlain, R>(wp, xp, K, sl, out);
-    case kCarry: return run_block<kCarry, R>(wp, xp, K, sl, out);
-    case 0: return run_block<0, R>(wp, xp, K, sl, out);
-    case 1: return run_block<1, R>(wp, xp, K, sl, out);
-    case 2: return run_block<2, R>(wp, xp, K, sl, out);
-    case 3: return run_block<3, R>(wp, xp, K, sl, out);
-    case 4: return run_block<4, R>(wp, xp, K, sl, out);
-    case 5: return run_block<5, R>(wp, xp, K, sl, out);
-    case 6: return run_block<6, R>(wp, xp, K, sl, out);
-    case 7: return run_block<7, R>(wp, xp, K, sl, out);
-    case 8: return run_block<8, R>(wp, xp, K, sl, out);
-    default: return run_block<9, R>(wp, xp, K, sl, out);
+    case kPlain: return run_block<kPlain, R, G>(wp, xp, K, sl, out);
+    case kCarry: return run_block<kCarry, R, G>(wp, xp, K, sl, out);
+    case 0: return run_block<0, R, G>(wp, xp, K, sl, out);
+    case 1: return run_block<1, R, G>(wp, xp, K, sl, out);
+    case 2: return run_block<2, R, G>(wp, xp, K, sl, out);
+    case 3: return run_block<3, R, G>(wp, xp, K, sl, out);
+    case 4: return run_block<4, R, G>(wp, xp, K, sl, out);
+    case 5: return run_block<5, R, G>(wp, xp, K, sl, out);
+    case 6: return run_block<6, R, G>(wp, xp, K, sl, out);
+    case 7: return run_block<7, R, G>(wp, xp, K, sl, out);
+    case 8: return run_block<8, R, G>(wp, xp, K, sl, out);
+    default: return run_block<9, R, G>(wp, xp, K, sl, out);
   }
 }
 
-void run(int rows, const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl, int32_t* out) {
-  switch (rows) {
-    case 1: return run_kind<1>(wp, xp, K, sl, out);
-    case 2: return run_kind<2>(wp, xp, K, sl, out);
-    case 3: return run_kind<3>(wp, xp, K, sl, out);
-    case 4: return run_kind<4>(wp, xp, K, sl, out);
-    case 5: return run_kind<5>(wp, xp, K, sl, out);
-    case 6: return run_kind<6>(wp, xp, K, sl, out);
-    case 7: return run_kind<7>(wp, xp, K, sl, out);
-    default: return run_kind<8>(wp, xp, K, sl, out);
+// `vectors` vectors of G rows of x each; the narrow panels (G > 1) always run full blocks, padded
+// with copies of the last row.
+void run(int vectors, int group, const int32_t* wp, const int32_t* xp, int64_t K, const Slack& sl, int32_t* out) {
+  if (group == 2) return run_kind<kMaxRows / 2, 2>(wp, xp, K, sl, out);
+  if (group == 4) return run_kind<kMaxRows / 4, 4>(wp, xp, K, sl, out);
+  switch (vectors) {
+    case 1: return run_kind<1, 1>(wp, xp, K, sl, out);
+    case 2: return run_kind<2, 1>(wp, xp, K, sl, out);
+    case 3: return run_kind<3, 1>(wp, xp, K, sl, out);
+    case 4: return run_kind<4, 1>(wp, xp, K, sl, out);
+    case 5: return run_kind<5, 1>(wp, xp, K, sl, out);
+    case 6: return run_kind<6, 1>(wp, xp, K, sl, out);
+    case 7: return run_kind<7, 1>(wp, xp, K, sl, out);
+    default: return run_kind<8, 1>(wp, xp, K, sl, out);
   }
 }
 
@@ -256,20 +277,41 @@ struct Job {
 
   int64_t tasks() const { return static_cast<int64_t>(bounds.size()) - 1; }
   int64_t first_col(const Item& it) const { return it.cc + n * it.panel * kLanes; }
-  int width(const Item& it) const {  // lanes of the item's panel that hold a column
-    return static_cast<int>(std::min<int64_t>(kLanes, (N - first_col(it) + n - 1) / n));
+  int64_t cols_left(const Item& it) const { return (N - first_col(it) + n - 1) / n; }
+  // Rows of x per vector. The last panel of a column class often holds only a few columns (72 per
+  // class for N = 576 on an 8 x 8 array: 4.5 panels); there each column takes G lanes, one per row of
+  // a group of G rows, so the vector stays full.
+  int group(const Item& it) const { return cols_left(it) > kLanes / 2 ? 1 : cols_left(it) > kLanes / 4 ? 2 : 4; }
+  int width(const Item& it) const {  // columns in the item's panel
+    return static_cast<int>(std::min<int64_t>(kLanes / group(it), cols_left(it)));
   }
 };
 
-// The item's panel of w, (K, kLanes), lanes past the last column zero.
+// The item's panel of w, (K, kLanes): lane t G + h holds column t, lanes past the last column zero.
 void pack_panel(const Job& job, const Item& it, int32_t* out) {
   const int64_t j0 = job.first_col(it);
+  const int group = job.group(it);
   const int width = job.width(it);
   for (int64_t k = 0; k < job.K; ++k) {
     const int8_t* src = job.w + k * job.N + j0;
     int32_t* row = out + k * kLanes;
-    for (int lane = 0; lane < width; ++lane) row[lane] = pack16(src[lane * job.n]);
-    for (int lane = width; lane < kLanes; ++lane) row[lane] = 0;
+    for (int lane = 0; lane < kLanes; ++lane) {
+      const int t = lane / group;
+      row[lane] = t < width ? pack16(src[t * job.n]) : 0;
+    }
+  }
+}
+
+// Rows row0 + r n of x for `vectors` vectors of G rows: vector v, step k holds rows v G .. v G + G - 1
+// at out[(v K + k) G + h]. Rows past `rows` repeat the last one (their results are not stored).
+template <int G>
+void pack_rows(const Job& job, int64_t row0, int rows, int vectors, int32_t* out) {
+  for (int v = 0; v < vectors; ++v) {
+    const int8_t* src[G];
+    for (int h = 0; h < G; ++h) src[h] = job.x + (row0 + std::min(v * G + h, rows - 1) * job.n) * job.K;
+    int32_t* dst = out + v * job.K * G;
+    for (int64_t k = 0; k < job.K; ++k)
+      for (int h = 0; h < G; ++h) dst[k * G + h] = src[h][k];
   }
 }
 
@@ -291,15 +333,20 @@ void work(Job& job) {
         packed = &it;
       }
       const int64_t row0 = it.rc + it.first * job.n;
-      for (int r = 0; r < it.rows; ++r) {
-        const int8_t* src = job.x + (row0 + r * job.n) * job.K;
-        std::copy(src, src + job.K, xrows.begin() + r * job.K);
-      }
-      run(it.rows, wpanel.data(), xrows.data(), job.K, slack_plan(job.L[it.rc * job.n + it.cc]), out);
+      const int group = job.group(it);
+      const int vectors = group == 1 ? it.rows : kMaxRows / group;
+      if (group == 1)
+        pack_rows<1>(job, row0, it.rows, vectors, xrows.data());
+      else if (group == 2)
+        pack_rows<2>(job, row0, it.rows, vectors, xrows.data());
+      else
+        pack_rows<4>(job, row0, it.rows, vectors, xrows.data());
+      run(vectors, group, wpanel.data(), xrows.data(), job.K, slack_plan(job.L[it.rc * job.n + it.cc]), out);
       const int width = job.width(it);
       for (int r = 0; r < it.rows; ++r) {
         int32_t* dst = job.y + (row0 + r * job.n) * job.N + job.first_col(it);
-        for (int lane = 0; lane < width; ++lane) dst[lane * job.n] = out[r * kLanes + lane];
+        const int32_t* src = out + (r / group) * kLanes + r % group;
+        for (int t = 0; t < width; ++t) dst[t * job.n] = src[t * group];
       }
     }
     job.done.fetch_add(1, std::memory_order_release);

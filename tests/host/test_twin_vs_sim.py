@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import realm_hil
+from realm_hil.benchmarks import twin_vs_rtl
 from realm_hil.stats import PolicyConfig
 from realm_hil.sweep import wrong_tiles
 from realm_hil.tiling import int32_gemm
@@ -78,6 +79,22 @@ def test_exact_product_path_matches_rtl(pair, pes):
             assert np.array_equal(timed_gemm(x, w, table, 8, exact=exact), y_sim)
             errors += int(np.count_nonzero(y_sim != exact))
     assert errors > 0
+
+
+@pytest.mark.sim
+def test_bench_twin_reports_onset_and_heavy_cases(monkeypatch):
+    shapes = ((9, 40, 20), (16, 64, 8))
+    onset, heavy = twin_vs_rtl.bench_twin_vs_rtl(shapes=shapes, repeats=1)
+    # pynq-z2, 8 x 8, seed 0: one PE can err 2 MHz past the first error, all of them when heavily overclocked
+    assert (onset["name"], onset["pes_can_err"], onset["sparse"]) == ("onset", 1, True)
+    assert (heavy["name"], heavy["pes_can_err"], heavy["sparse"]) == ("heavy", 64, False)
+    for case in (onset, heavy):
+        assert case["macs"] == 9 * 40 * 20 + 16 * 64 * 8
+        assert min(case[key] for key in case if key.endswith("_per_s")) > 0
+    # the check against the RTL can fail
+    monkeypatch.setattr(twin_vs_rtl, "timed_gemm", lambda x, w, *_, **__: np.zeros((len(x), w.shape[1]), np.int32))
+    with pytest.raises(RuntimeError, match="disagree"):
+        twin_vs_rtl.bench_twin_vs_rtl(shapes=shapes, repeats=1)
 
 
 @pytest.fixture(scope="module")

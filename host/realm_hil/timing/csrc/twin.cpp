@@ -292,7 +292,23 @@ void pack_panel(const Job& job, const Item& it, int32_t* out) {
   const int64_t j0 = job.first_col(it);
   const int group = job.group(it);
   const int width = job.width(it);
-  for (int64_t k = 0; k < job.K; ++k) {
+  int64_t k = 0;
+#ifdef REALM_TWIN_AVX512
+  // A gather per step instead of 16 byte loads: at 64 rows the panels cost a tenth of the run. Each
+  // lane reads the 4 bytes at its column, so the last rows, where that would run past w, are left to
+  // the loop below.
+  alignas(64) int32_t offsets[kLanes];
+  for (int lane = 0; lane < kLanes; ++lane) offsets[lane] = lane / group < width ? lane / group * job.n : 0;
+  const __m512i idx = _mm512_load_si512(offsets);
+  const __mmask16 valid = static_cast<__mmask16>((1u << (width * group)) - 1);
+  const int64_t last_byte = (width - 1) * static_cast<int64_t>(job.n) + 3;  // the last one read, from the first
+  for (; k < job.K && k * job.N + j0 + last_byte < job.K * job.N; ++k) {
+    const __m512i bytes = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, idx, job.w + k * job.N + j0, 1);
+    const __m512i words = _mm512_srai_epi32(_mm512_slli_epi32(bytes, 24), 24);  // the low byte, sign-extended
+    _mm512_storeu_si512(out + k * kLanes, _mm512_and_si512(words, _mm512_set1_epi32(0xFFFF)));
+  }
+#endif
+  for (; k < job.K; ++k) {
     const int8_t* src = job.w + k * job.N + j0;
     int32_t* row = out + k * kLanes;
     for (int lane = 0; lane < kLanes; ++lane) {

@@ -6,9 +6,9 @@
 // class pair by class pair: a panel holds 16 columns of one column class (the lanes of a vector; a
 // class's last few columns take 2 or 4 lanes each, one per row) and a register block up to 8 rows of
 // one row class, so a whole block runs under one L and its cost follows that PE's own L, not the worst
-// of its neighbours. A caller that already holds the exact product
-// passes it in and only the pairs with L < 31 are computed: near the onset of errors that is a few of
-// the n^2 PEs. Pairs with L < 0 never leave the reset value 0.
+// of its neighbours. A caller that already holds the exact product passes it in and only the pairs with
+// L < 31 are computed: near the onset of errors that is a few of the n^2 PEs. Pairs with L < 0 never
+// leave the reset value 0.
 //
 // The late mask. For 1 <= L <= 30, C AND (P << 1) AND ... AND (P << L) equals AND_{i=1..L} (U << i) with
 // U = C AND P: where P[i-1..i-L] are all ones the carry passes through unchanged, so C[i] = 1 there
@@ -116,9 +116,9 @@ inline void timed_mac(uint32_t* acc, int32_t scale, const int32_t* v, const int3
 
 inline int32_t pack16(int8_t v) { return static_cast<int32_t>(static_cast<uint16_t>(static_cast<int16_t>(v))); }
 
-// A register block: R rows of x (xp, R x K, sign-extended int32) times one panel (wp, K x kLanes, each
-// value in the low half of an int32 with the high half zero, so pmaddwd yields the plain product)
-// under one PE's slack; out is R x kLanes.
+// A register block: R vectors of G rows of x (xp as pack_rows lays them out, sign-extended int32) times
+// one panel (wp, K x kLanes, each value in the low half of an int32 with the high half zero, so pmaddwd
+// yields the plain product) under one PE's slack; out is R x kLanes.
 #ifdef REALM_TWIN_AVX512
 
 // AND_{i=1..L} (U << i) for the L of plan KIND.
@@ -248,7 +248,7 @@ void run(int vectors, int group, const int32_t* wp, const int32_t* xp, int64_t K
 }
 
 // A block of up to kMaxRows rows of row class rc times panel `panel` of column class cc: rows
-// rc + (first + r) n, columns cc + (panel kLanes + lane) n.
+// rc + (first + r) n, columns cc + (panel kLanes + t) n for t below the panel's width.
 struct Item {
   int cc, rc;
   int64_t panel;

@@ -69,7 +69,7 @@ class RunConfig:
     profile: str = "pynq-z2"
     array_n: int = 8
     board_address: str | None = None  # "HOST:PORT" of `realm-hil serve`, or "pynq://HOST[:PORT]" (PYNQ.remote)
-    board_name: str | None = None  # board: the overlay to load [pynq-z2; pynq://: the board's own]
+    board_name: str | None = None  # board: the overlay to load [the board's own]
     manifest: str | None = None  # board: the bitstream manifest [bitstreams/manifest.json]
     force_clock: bool = False
     emulate_checks: bool = False  # sim, twin: the checksum accumulators are overclocked too

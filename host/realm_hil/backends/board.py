@@ -13,6 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
+from ..board_sensors import SensorsUnavailable, find_sensors
 from ..errors import BackendUnavailable
 from ..fpga.manifest import BOARDS
 from .board_address import PYNQ_REMOTE_ENV, PYNQ_SCHEME, is_pynq_address
@@ -127,4 +128,9 @@ def open_board(address: str | None = None, board_name: str | None = None, manife
     from .pynq_backend import open_overlay
 
     with needs_root():
-        return open_overlay(board_name, manifest)
+        acc = open_overlay(board_name, manifest)
+    try:
+        acc.sensors = find_sensors()
+    except SensorsUnavailable as exc:
+        warnings.warn(f"no die temperature or VCCINT in the results: {exc}", stacklevel=2)
+    return acc

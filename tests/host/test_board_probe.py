@@ -143,3 +143,13 @@ def test_open_board_loads_the_overlay_of_the_reported_board(monkeypatch, tmp_pat
         realm_hil.open_accelerator("board")
     with pytest.raises(ManifestError, match="no overlay for board 'kv260'"):
         realm_hil.open_accelerator("board", board_name="kv260")  # given, it wins
+
+
+def test_serve_loads_the_overlay_from_the_manifest_given(monkeypatch, tmp_path):
+    """A board that installed the wheel keeps its copy of bitstreams/ wherever it was put."""
+    monkeypatch.setenv("BOARD", "Pynq-Z2")
+    monkeypatch.setenv("REALM_HIL_TOKEN", "serve-token")
+    monkeypatch.setattr(board, "find_pynq_devices", lambda: [])
+    manifest = tmp_path / "bitstreams" / "manifest.json"
+    line = one_line_error("serve", "--bind", "127.0.0.1:0", "--backend", "board", "--manifest", str(manifest))
+    assert str(manifest) in line

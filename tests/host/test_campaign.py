@@ -14,6 +14,7 @@ import time
 import pytest
 import torch
 
+import realm_hil
 from realm_hil.abft.characterization import run_characterization
 from realm_hil.abft.characterization_sweep import (
     CharacterizeConfig,
@@ -26,19 +27,36 @@ from realm_hil.abft.characterization_sweep import (
 from realm_hil.campaign import CampaignFailed, point_key, point_seed, run_campaign
 from realm_hil.campaign.executors import InProcess, make_executor
 from realm_hil.campaign.pool import Pool
+from realm_hil.remote.protocol import TOKEN_ENV
+from realm_hil.sweep import SweepConfig, sweep_clock
+from realm_hil.sweep_campaign import run_clock_campaign
+from realm_hil.workload import random_workload
 
 # a dozen points: two components in two layer groups, three MSDs (the one in the middle is near the onset)
 CONFIG = CharacterizeConfig(tokens=32, window=32, components=("o", "q"), layer_groups={"a": "0", "b": "29"},
                             grid=Grid((10, 20, 30), (0,)))
 
 
+TOKEN = "campaign-test-token"
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray")
-    # two CPUs, and the two board resources test_campaign_boards.py would use
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """One local Ray instance for the module (ray.init is slow): two CPUs and two board resources.
+
+    Its workers inherit the environment: the token of the served boards reaches them as a user's would.
+    """
+    import ray
+
+    old = os.environ.get(TOKEN_ENV)
+    os.environ[TOKEN_ENV] = TOKEN
+    ray.init(num_cpus=2, resources={"board_0": 1, "board_1": 1}, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+    if old is None:
+        del os.environ[TOKEN_ENV]
+    else:
+        os.environ[TOKEN_ENV] = old
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +184,45 @@ def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, tiny_sweep)
     failed = [json.loads(p.read_text()) for p in (tmp_path / "failed").iterdir()]
     assert [f["point"]["component"] for f in failed] == ["qk"] and "\n" not in failed[0]["error"]
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(points) == 8
+
+
+SERVE = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from realm_hil.cli.main import cli; cli()")
+
+
+@pytest.fixture
+def two_boards(tmp_path):
+    """Two simulated dies (the twin, each its own process) behind `realm-hil serve` on loopback."""
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    servers, addresses = [], []
+    try:
+        for _ in range(2):
+            proc = subprocess.Popen([sys.executable, "-c", SERVE, "serve", "--bind", "127.0.0.1:0", "--backend",
+                                     "twin", "--token-file", str(token)], stderr=subprocess.PIPE, text=True)
+            servers.append(proc)
+            line = proc.stderr.readline()
+            assert "serving twin on " in line, line
+            addresses.append(line.split(" on ")[1].split(",")[0])
+        yield addresses
+    finally:
+        for proc in servers:
+            proc.send_signal(signal.SIGINT)
+        for proc in servers:
+            proc.communicate(timeout=30)
+
+
+def test_two_served_boards_are_two_ray_resources(tmp_path, ray_cluster, two_boards):
+    config = SweepConfig(backend="twin", gemms=2)
+    clocks = [100.0, 110.0, 115.0, 120.0, 125.0, 130.0]
+    points = run_clock_campaign(config, clocks, tmp_path, make_executor(None, "auto", two_boards), boards=True)
+    # the oracle: the same sweep on a local twin of the same die, without the campaign layer
+    with realm_hil.open_accelerator("twin", config.backend_options()) as twin:
+        expected = sweep_clock(twin, random_workload(count=2, seed=0), clocks)
+    assert [dataclasses.replace(p, bit_errors=list(p.bit_errors)) for p in points] == [
+        dataclasses.replace(p, bit_errors=list(p.bit_errors)) for p in expected]
+    assert points[0].elements_err == 0 and points[-1].elements_err > 0
+    # both boards served points, each through the one worker that held it
+    boards = {json.loads(p.read_text())["worker"].split(" board ")[1] for p in (tmp_path / "points").iterdir()}
+    assert boards == set(two_boards)

@@ -20,10 +20,12 @@ class Worker:
     @classmethod
     def start(cls, job: CampaignJob, board: str | None = None) -> Worker:
         """A remote worker: its setup error, if any, becomes every point's error."""
+        # the worker's name says where its rows came from: its host and process, and its board
+        name = f"{socket.gethostname()}:{os.getpid()}" + (f" board {board}" if board else "")
         try:
-            return cls(job, job.setup(board))
+            return cls(job, job.setup(board), name)
         except Exception as exc:  # noqa: BLE001 - reported as each point's error by evaluate
-            return cls(job, None, setup_error=f"worker setup failed: {one_line(exc)}")
+            return cls(job, None, name, f"worker setup failed: {one_line(exc)}")
 
     def evaluate(self, point) -> Outcome:
         if self.setup_error is not None:

@@ -55,11 +55,12 @@ class ClockSweepJob(CampaignJob):
 
 def run_clock_campaign(config: SweepConfig, clocks_mhz: list[float], directory: Path,
                        executor: Executor | None = None, boards: bool = False,
-                       resume: bool = False) -> list[SweepPoint]:
+                       resume: bool = False, progress=None) -> list[SweepPoint]:
     """The sweep's points at `clocks_mhz`, in clock order; `boards`: the executor places workers on boards."""
     points = [ClockPoint(float(c)) for c in clocks_mhz]
     identity = {"sweep": {k: v for k, v in asdict(config).items() if k != "backend"} | {
         "backend": "board" if boards else config.backend}}
-    result = run_campaign(points, ClockSweepJob(config, boards), executor, directory, identity, resume)
+    result = run_campaign(points, ClockSweepJob(config, boards), executor, directory, identity, resume,
+                          progress)
     rows = [result.records[point_key(p)]["row"] for p in points]
     return [SweepPoint(**{**row, "bit_errors": np.array(row["bit_errors"])}) for row in rows]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -226,3 +227,22 @@ def test_two_served_boards_are_two_ray_resources(tmp_path, ray_cluster, two_boar
     # both boards served points, each through the one worker that held it
     boards = {json.loads(p.read_text())["worker"].split(" board ")[1] for p in (tmp_path / "points").iterdir()}
     assert boards == set(two_boards)
+
+
+def test_compare_clocks_as_campaign_points_match_the_plain_comparison(tmp_path):
+    from realm_hil.compare import summary_table
+    from realm_hil.compare.campaign import run_comparison_campaign
+    from realm_hil.compare.jobs import CompareConfig, run_comparison
+
+    config = CompareConfig(backend="twin", workload="random", gemms=2, clocks_mhz=(116.0, 125.0))
+    plain = run_comparison(config)
+    pooled = run_comparison_campaign(config, tmp_path, Pool(2))
+    assert summary_table(pooled) == summary_table(plain)
+    for mine, theirs in zip(pooled.clocks, plain.clocks, strict=True):
+        assert mine.distances == theirs.distances
+        for name, profile in theirs.profiles.items():
+            for field in dataclasses.fields(profile):
+                a, b = getattr(mine.profiles[name], field.name), getattr(profile, field.name)
+                assert (a.dtype == b.dtype and np.array_equal(a, b)) if isinstance(b, np.ndarray) else a == b
+    # the statistical models drew errors (their streams come from each clock's place in the list)
+    assert all(c.profiles["realm"].elements_err > 0 for c in plain.clocks)

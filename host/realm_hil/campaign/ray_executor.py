@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import InputError, MissingDependency
+from ..errors import BackendUnavailable, InputError, MissingDependency
 from .executors import Executor
 from .job import CampaignJob, Outcome
 from .worker import Worker
@@ -72,8 +72,11 @@ class RayExecutor(Executor):
         resources = {board_resource(i): 1 for i in range(len(self.boards))}
         if self.cluster == "local":
             ray.init(resources=resources or None, include_dashboard=False, log_to_driver=False)
-        else:
+            return True
+        try:
             ray.init(address=self.cluster, log_to_driver=False)
+        except (ConnectionError, TimeoutError) as exc:
+            raise BackendUnavailable(f"cannot reach the Ray cluster at {self.cluster}: {exc}") from None
         return True
 
     def _placements(self, job: CampaignJob) -> list[tuple[str | None, dict]]:

@@ -30,7 +30,9 @@ def no_work(monkeypatch):
     for target in (
         "realm_hil.experiment.open_accelerator",
         "realm_hil.experiment.load_model",
-        "realm_hil.abft.characterization.load_sweep",
+        "realm_hil.abft.characterization_sweep.load_sweep",
+        "realm_hil.campaign.executors.InProcess.run",
+        "realm_hil.campaign.pool.Pool.run",
         "realm_hil.sweep.open_accelerator",
         "realm_hil.compare.jobs.open_accelerator",
         "realm_hil.llm.capture.llm_workload",
@@ -179,6 +181,6 @@ def test_huge_or_meaningless_values_are_refused_from_their_size(no_work, tmp_pat
     assert_one_line(invoke([*args, *out]), *words)
 
 
-def test_resume_from_a_points_file_that_is_not_a_log(no_work, tmp_path):
-    (tmp_path / "points.jsonl").write_text("[1, 2]\n")
-    assert_one_line(invoke(["characterize", "--resume", "--out", tmp_path]), "points.jsonl:1: not a record")
+def test_resume_from_a_campaign_file_that_is_not_one(no_work, tmp_path):
+    (tmp_path / "campaign.json").write_text("[1, 2]\n")
+    assert_one_line(invoke(["characterize", "--resume", "--out", tmp_path]), "campaign.json is not a campaign's")

@@ -275,7 +275,7 @@ def check_against_model(config: CharacterizeConfig, model_config) -> dict[str, s
 
     Returns the layer groups. The grid's largest freq must fit the largest GEMM output of the
     model at this window (rows: the window's tokens; columns: at most the hidden, MLP or window
-    size); run_points checks each targeted GEMM exactly once its shapes are measured.
+    size); CharacterizeJob.setup checks each targeted GEMM exactly once its shapes are measured.
     """
     groups = config.groups(model_config.num_hidden_layers)
     columns = [getattr(model_config, name, 0) or 0 for name in ("hidden_size", "intermediate_size", "ffn_dim")]

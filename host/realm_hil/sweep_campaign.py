@@ -8,6 +8,7 @@ on its clock and the die that computed it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,13 +55,13 @@ class ClockSweepJob(CampaignJob):
 
 
 def run_clock_campaign(config: SweepConfig, clocks_mhz: list[float], directory: Path,
-                       executor: Executor | None = None, boards: bool = False,
+                       executor: Executor | None = None, boards: Sequence[str] = (),
                        resume: bool = False, progress=None) -> list[SweepPoint]:
-    """The sweep's points at `clocks_mhz`, in clock order; `boards`: the executor places workers on boards."""
+    """The sweep's points at `clocks_mhz`, in clock order; `boards`: the addresses the executor places its
+    workers on (each board is its own die, so they are part of the campaign's identity)."""
     points = [ClockPoint(float(c)) for c in clocks_mhz]
-    identity = {"sweep": {k: v for k, v in asdict(config).items() if k != "backend"} | {
-        "backend": "board" if boards else config.backend}}
-    result = run_campaign(points, ClockSweepJob(config, boards), executor, directory, identity, resume,
+    identity = {"sweep": asdict(config), "boards": sorted(boards)}
+    result = run_campaign(points, ClockSweepJob(config, bool(boards)), executor, directory, identity, resume,
                           progress)
     rows = [result.records[point_key(p)]["row"] for p in points]
     return [SweepPoint(**{**row, "bit_errors": np.array(row["bit_errors"])}) for row in rows]

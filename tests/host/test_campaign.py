@@ -217,7 +217,7 @@ def two_boards(tmp_path):
 def test_two_served_boards_are_two_ray_resources(tmp_path, ray_cluster, two_boards):
     config = SweepConfig(backend="twin", gemms=2)
     clocks = [100.0, 110.0, 115.0, 120.0, 125.0, 130.0]
-    points = run_clock_campaign(config, clocks, tmp_path, make_executor(None, "auto", two_boards), boards=True)
+    points = run_clock_campaign(config, clocks, tmp_path, make_executor(None, "auto", two_boards), two_boards)
     # the oracle: the same sweep on a local twin of the same die, without the campaign layer
     with realm_hil.open_accelerator("twin", config.backend_options()) as twin:
         expected = sweep_clock(twin, random_workload(count=2, seed=0), clocks)

@@ -23,9 +23,6 @@ class Executor:
     def run(self, job: CampaignJob, points: Sequence) -> Iterator[Outcome]:
         raise NotImplementedError
 
-    def describe(self) -> str:
-        return self.name
-
 
 @dataclass
 class InProcess(Executor):

@@ -39,9 +39,6 @@ class Pool(Executor):
     jobs: int
     name = "pool"
 
-    def describe(self) -> str:
-        return f"a pool of {self.jobs} processes"
-
     def run(self, job: CampaignJob, points: Sequence) -> Iterator[Outcome]:
         remaining = list(points)
         broken = 0

@@ -8,6 +8,7 @@ one worker at a time drives a board, while the CPUs of its node run the model ar
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from .worker import Worker
 
 # a point whose worker died this many times is given up on (the actor keeps dying on it)
 MAX_RESTARTS = 3
+
+
+# how long idle workers get to close their boards at the end (or after Ctrl-C) before they are killed
+CLOSE_TIMEOUT_S = 10
 
 
 def _ray():
@@ -42,6 +47,9 @@ class _Actor:
     def evaluate(self, point) -> Outcome:
         return self.worker.evaluate(point)
 
+    def close(self) -> None:
+        self.worker.close()
+
     def pid(self) -> int:
         return os.getpid()
 
@@ -58,11 +66,6 @@ class RayExecutor(Executor):
         if not (self.cluster in ("auto", "local") or self.cluster.startswith("ray://")):
             raise InputError(f"--cluster takes auto, local or ray://HOST:PORT, got {self.cluster!r}")
         _ray()
-
-    def describe(self) -> str:
-        where = "an existing Ray instance" if self.cluster == "auto" else f"Ray at {self.cluster}"
-        boards = f" with {len(self.boards)} boards" if self.boards else ""
-        return f"{where}{boards}"
 
     def _connect(self) -> bool:
         """Join the cluster (or the instance the caller started); True if this call started it."""
@@ -123,6 +126,9 @@ class RayExecutor(Executor):
                 submit(actor)
                 yield outcome
         finally:
+            # a worker closes its board's session itself if it can, before its process goes
+            with contextlib.suppress(Exception):
+                ray.get([actor.close.remote() for actor in self.actors], timeout=CLOSE_TIMEOUT_S)
             for actor in self.actors:
                 ray.kill(actor, no_restart=True)
             self.actors = []

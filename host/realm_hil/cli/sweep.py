@@ -48,7 +48,7 @@ def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, 
         clocks = clock_range(load_profile(profile).nominal_clock_mhz, start, stop, steps)
         with campaign_bar("sweep-clock") as progress:
             points = run_clock_campaign(config, clocks, campaign_dir or out_dir,
-                                        make_executor(jobs, cluster, boards), boards=bool(boards), resume=resume,
+                                        make_executor(jobs, cluster, boards), boards=boards, resume=resume,
                                         progress=progress)
         result = SweepResult(config, points)
     else:

@@ -1,8 +1,10 @@
 """A local process pool: each worker process sets the job up once (its initializer) and serves many points.
 
 A worker that dies (killed, out of memory) breaks the whole concurrent.futures pool; the points it
-had not finished are resubmitted to a fresh pool, so the campaign still completes. Processes are
-spawned, not forked: a fork of a driver that already ran torch threads can deadlock.
+had not finished are resubmitted to a fresh pool, so the campaign still completes. Workers are
+forked from a forkserver that imported the job's module once (torch, the model code), never from
+the driver: a fork of a driver that already ran torch threads can deadlock, and spawning each
+worker afresh pays the imports again.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class Pool(Executor):
         remaining = list(points)
         broken = 0
         while remaining:
-            pool = ProcessPoolExecutor(min(self.jobs, len(remaining)), multiprocessing.get_context("spawn"),
-                                       initializer=_start, initargs=(job,))
+            pool = ProcessPoolExecutor(min(self.jobs, len(remaining)), _context(job), initializer=_start,
+                                       initargs=(job,))
             try:
                 pending = ()
                 futures = {pool.submit(_evaluate, point): point for point in remaining}
@@ -67,6 +69,13 @@ class Pool(Executor):
                 if broken > MAX_BROKEN_POOLS:
                     raise RealmError(f"the pool's workers died {broken} times in a row without finishing a "
                                      f"point; {len(remaining)} points left (rerun with --resume)")
+
+
+def _context(job: CampaignJob):
+    context = multiprocessing.get_context("forkserver")
+    # read when the forkserver starts (once per driver): later jobs' modules are imported by their workers
+    context.set_forkserver_preload([__name__, type(job).__module__])
+    return context
 
 
 def _stop(pool: ProcessPoolExecutor, pending) -> None:

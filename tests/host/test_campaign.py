@@ -234,7 +234,7 @@ def test_compare_clocks_as_campaign_points_match_the_plain_comparison(tmp_path):
     from realm_hil.compare.campaign import run_comparison_campaign
     from realm_hil.compare.jobs import CompareConfig, run_comparison
 
-    config = CompareConfig(backend="twin", workload="random", gemms=2, clocks_mhz=(116.0, 125.0))
+    config = CompareConfig(backend="twin", workload="random", gemms=2, clocks_mhz=(124.0, 132.0))
     plain = run_comparison(config)
     pooled = run_comparison_campaign(config, tmp_path, Pool(2))
     assert summary_table(pooled) == summary_table(plain)

@@ -80,8 +80,11 @@ def sim_hwh(config: SimBoardConfig) -> str:
     modules = ElementTree.SubElement(root, "MODULES")
 
     def module(name: str, vlnv: str, params: dict, slaves=(), masters=()) -> ElementTree.Element:
+        # IS_PL as Vivado writes it: pynqmetadata before 0.2 (with pynq 3.x) finds the PS by it alone
+        modtype = vlnv.split(":")[2]
         element = ElementTree.SubElement(modules, "MODULE", FULLNAME=f"/{name}", INSTANCE=name,
-                                         MODTYPE=vlnv.split(":")[2], VLNV=vlnv)
+                                         IS_PL="FALSE" if modtype == "zynq_ultra_ps_e" else "TRUE",
+                                         MODTYPE=modtype, VLNV=vlnv)
         parameters = ElementTree.SubElement(element, "PARAMETERS")
         for key, value in params.items():
             ElementTree.SubElement(parameters, "PARAMETER", NAME=key, VALUE=str(value))

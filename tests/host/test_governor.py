@@ -128,3 +128,18 @@ def test_voltage_knob_lowers_the_supply_until_errors_appear():
     backoffs = [r for r in trace if r.decision == "back off"]
     assert backoffs and all(r.flagged > config.budget * r.tiles for r in backoffs)
     assert volts[-1] > min(volts)
+
+
+@pytest.mark.sim
+def test_sim_trace_matches_the_twin():
+    """The same governed run on the Verilated RTL and on the twin: identical decisions and statistics per window."""
+    traces = {}
+    for backend in ("sim", "twin"):
+        with realm_hil.open_accelerator(backend, seed=3, environment=WARMING) as acc:
+            protected = ProtectedGemm(acc, "classic", measure=True)
+            traces[backend] = govern(protected, gemm_stream(160), CONFIG, PROFILE)
+            assert acc.operating_point == acc.nominal
+    sim, twin = traces["sim"], traces["twin"]
+    assert sim == twin
+    decisions = {r.decision for r in twin}
+    assert {"raise", "back off"} <= decisions and sum(r.flagged for r in twin) > 0

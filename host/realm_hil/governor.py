@@ -253,6 +253,8 @@ class GovernedGemm:
         self._window = WindowStats()
         self._escaped = 0
         self._seconds = 0.0  # modeled time where no die model keeps it
+        # the point last asked for: a board applies its clock generator's nearest setting, so compare with this
+        self._requested: OperatingPoint | None = None
 
     @property
     def name(self) -> str:
@@ -262,8 +264,9 @@ class GovernedGemm:
         self._apply(self.controller.start(self.acc))
 
     def _apply(self, point: OperatingPoint) -> None:
-        if point != self.acc.operating_point:
+        if point != self._requested:
             self.acc.set_operating_point(point, force=self.force)
+            self._requested = point
             # the cost model's dynamic energy follows the supply (abft/cost.py)
             self.protected.voltage_ratio = 1.0 if point.voltage_v is None else point.voltage_v / self.v_nominal
 

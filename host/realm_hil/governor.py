@@ -233,6 +233,15 @@ def die_temperature(acc) -> tuple[float | None, float | None, bool | None, float
     return temp, None, None, None
 
 
+def device_profile(acc) -> DeviceProfile:
+    """The timing profile of an open accelerator: its modeled die's (sim, twin) or its board's."""
+    holder = getattr(acc, "clock", acc)  # sim and board keep the array clock apart from the driver
+    profile = getattr(holder, "profile", None) or getattr(getattr(holder, "array", None), "profile", None)
+    if profile is None:
+        raise InputError(f"the {acc.name} backend has no device profile: a governor needs one for its ceiling")
+    return profile
+
+
 class GovernedGemm:
     """A GEMM engine (for the GemmRouter or a GEMM stream): a ProtectedGemm whose point a controller moves.
 

@@ -32,7 +32,8 @@ def oracle(x: np.ndarray, w: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 def clock_for_median_slack(target: int) -> float:
-    return 1000 / (PROFILE.t_base_ns + (target + 0.5) * PROFILE.tau_ns_per_bit)
+    # the default die: the slow corner's delays at the nominal supply
+    return 1000 / ((PROFILE.t_base_ns + (target + 0.5) * PROFILE.tau_ns_per_bit) * PROFILE.voltage_factor())
 
 
 # Nominal, just past the first error, then deeper until almost every PE is all-stale.

@@ -17,7 +17,7 @@ from ..compare.jobs import (
 )
 from ..errors import InputError
 from ..timing.device_profile import load_profile
-from .options import MHZ, SEED, out_dir_option, out_file_option, progress_bar
+from .options import MHZ, SEED, FiniteFloat, out_dir_option, out_file_option, progress_bar
 
 
 def _profile(_ctx, param, value: str) -> str:
@@ -74,14 +74,18 @@ def compare(backend, clocks, bit, workload_kind, gemms, tokens, seed, profile, o
               help="where the error rates are measured")
 @click.option("--clock-mhz", "clocks", multiple=True, type=MHZ, help=f"repeatable, >= 3 [{CALIBRATION_CLOCKS}]")
 @click.option("--start", "start_profile", default=None, help="profile the fit starts from [--profile]")
+@click.option("--junction-c", "junctions", multiple=True, type=FiniteFloat(),
+              help="repeatable, >= 2: hold the modeled die's junction at each and fit its process factor and "
+                   "temperature coefficient instead of t_base, tau and sigma")
 @_with(workload_options)
 @click.option("--name", default=None, help="name of the fitted profile [<start>-cal<date>]")
 @out_file_option("profile YAML to write [runs/calibrate/<name>.yaml]")
-def calibrate(backend, clocks, start_profile, workload_kind, gemms, tokens, seed, profile, name, out_path) -> None:
-    """Fit t_base, tau and sigma of a timing profile to measured per-bit error rates; write the profile."""
+def calibrate(backend, clocks, start_profile, junctions, workload_kind, gemms, tokens, seed, profile, name,
+              out_path) -> None:
+    """Fit a timing profile to measured per-bit error rates; write the profile."""
     config = CalibrateConfig(backend=backend, workload=workload_kind, gemms=gemms, tokens=tokens, seed=seed,
                              profile=profile, clocks_mhz=clocks or CALIBRATION_CLOCKS, start_profile=start_profile,
-                             name=name, out_path=out_path)
+                             name=name, out_path=out_path, junctions_c=junctions)
     report = run_calibration(config)
     click.echo(report.table())
     click.echo(f"wrote {report.path}")

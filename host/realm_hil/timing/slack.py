@@ -28,6 +28,7 @@ not disagree on where L steps.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from fractions import Fraction
@@ -68,14 +69,23 @@ def _factors(profile: DeviceProfile, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.exp(profile.variation_sigma * z), cap)
 
 
+@functools.lru_cache(maxsize=64)
+def _maps(profile: DeviceProfile, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # a die's tables are recomputed at every clock, supply and junction step: its map is drawn once
+    maps = tuple(_factors(profile, u) for u in _uniforms(n, seed))
+    for m in maps:
+        m.setflags(write=False)
+    return maps
+
+
 def variation_map(profile: DeviceProfile | str, n: int, seed: int) -> np.ndarray:
     """Per-PE delay factors (n, n), lognormal (median 1) truncated at `max_variation`."""
-    return _factors(load_profile(profile), _uniforms(n, seed)[0])
+    return _maps(load_profile(profile), n, seed)[0].copy()
 
 
 def check_variation_map(profile: DeviceProfile | str, n: int, seed: int) -> np.ndarray:
     """Delay factors of the checksum accumulators (CHECK_GROUPS, n), drawn like the PEs'."""
-    return _factors(load_profile(profile), _uniforms(n, seed)[1])
+    return _maps(load_profile(profile), n, seed)[1].copy()
 
 
 # The spawn key of the die-level stream of a seed: the per-PE map uses the seed's root stream.
@@ -123,14 +133,14 @@ def slack_table(profile: DeviceProfile | str, clock_mhz: float, n: int, seed: in
     temperature `tj_c` [the sign-off temperature] and supply `voltage` [nominal].
     """
     profile = load_profile(profile)
-    return _slack(profile, clock_mhz, variation_map(profile, n, seed), die_scale(profile, voltage, process, tj_c))
+    return _slack(profile, clock_mhz, _maps(profile, n, seed)[0], die_scale(profile, voltage, process, tj_c))
 
 
 def check_slack_table(profile: DeviceProfile | str, clock_mhz: float, n: int, seed: int,
                       voltage: float | None = None, *, process: float = 1.0, tj_c: float | None = None) -> np.ndarray:
     """L per checksum accumulator as int8 (CHECK_GROUPS, n), rows -r_c, -q_r, d_c (CK_L_TABLE order)."""
     profile = load_profile(profile)
-    return _slack(profile, clock_mhz, check_variation_map(profile, n, seed),
+    return _slack(profile, clock_mhz, _maps(profile, n, seed)[1],
                   die_scale(profile, voltage, process, tj_c))
 
 
@@ -138,7 +148,7 @@ def first_error_clock(profile: DeviceProfile | str, n: int, seed: int, voltage: 
                       *, process: float = 1.0, tj_c: float | None = None) -> float:
     """The highest clock in MHz (a float) at which every PE still has L = 31; above it at least one errs."""
     profile = load_profile(profile)
-    slowest = np.array([variation_map(profile, n, seed).max()])
+    slowest = np.array([_maps(profile, n, seed)[0].max()])
     die = die_scale(profile, voltage, process, tj_c)
 
     def exact(mhz: float) -> bool:

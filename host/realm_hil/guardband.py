@@ -313,9 +313,9 @@ def run_guardband(config: GuardbandConfig, progress: Progress | None = None,
     keys = config.points()
     results = []
     for i, key in enumerate(keys):
-        if progress is not None:
-            progress(i, len(keys), f"die {key.die} {key.trace} {key.strategy} {key.policy}")
         results.append(run_point(key, config, workload))
+        if progress is not None:
+            progress(i + 1, len(keys), f"die {key.die} {key.trace} {key.strategy} {key.policy}")
     for p in results:
         oracle = next(o for o in results if (o.die, o.trace, o.strategy) == (p.die, p.trace, "oracle"))
         p.oracle_x = p.throughput_x / oracle.throughput_x if oracle.throughput_x else math.nan

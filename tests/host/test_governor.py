@@ -143,3 +143,19 @@ def test_sim_trace_matches_the_twin():
     assert sim == twin
     decisions = {r.decision for r in twin}
     assert {"raise", "back off"} <= decisions and sum(r.flagged for r in twin) > 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--governor", "clock", "--clock-mhz", "110"], "not both"),
+    (["--governor", "clock", "--error-model", "timing,realm"], "own timing errors"),
+    (["--governor", "clock", "--ambient", "25:70"], "START:END:SECONDS"),
+    (["--governor", "clock", "--backend", "reference", "--ambient", "25"], "environment"),
+])
+def test_run_governor_bad_input_is_one_line(args, says):
+    from click.testing import CliRunner
+
+    from realm_hil.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["run", "--backend", "twin", *args])
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -124,6 +124,9 @@ class RunConfig:
                 raise InputError("the governor runs on the backend's own timing errors (--error-model timing)")
             if self.confirm_on is not None:
                 raise InputError("--confirm reruns a fixed clock; it does not combine with --governor")
+            if self.governor == "voltage" and not can.voltage:
+                raise InputError(f"the supply of the {self.backend} backend cannot be set from here: govern the "
+                                 f"clock, or the supply on {' or '.join(backends_with('voltage'))}")
             GovernorConfig(knob=self.governor, window_gemms=self.governor_window)
         if self.confirm_on is not None:
             dies = backends_with("models_die")

@@ -150,6 +150,7 @@ def test_sim_trace_matches_the_twin():
     (["--governor", "clock", "--error-model", "timing,realm"], "own timing errors"),
     (["--governor", "clock", "--ambient", "25:70"], "START:END:SECONDS"),
     (["--governor", "clock", "--backend", "reference", "--ambient", "25"], "environment"),
+    (["--governor", "voltage", "--board", "127.0.0.1:1"], "cannot be set"),
 ])
 def test_run_governor_bad_input_is_one_line(args, says):
     from click.testing import CliRunner

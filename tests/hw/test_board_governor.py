@@ -6,12 +6,11 @@ one-GEMM windows keep it to a few GEMMs on the slow simulated board.
 
 import numpy as np
 import pytest
+from test_board_smoke import operands, oracle, wizard_mhz, wizard_registers
 
 from realm_hil.abft.recovery import ProtectedGemm
 from realm_hil.governor import Governor, GovernorConfig, govern, governed
 from realm_hil.timing.device_profile import load_profile
-
-from test_board_smoke import oracle, operands, wizard_mhz, wizard_registers
 
 pytestmark = pytest.mark.hw
 

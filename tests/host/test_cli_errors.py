@@ -138,6 +138,9 @@ def test_unwritable_out_is_refused_before_any_work(no_work, tmp_path, command, c
     (["calibrate", "--start", "pynq-z2", "--profile", "no-such-board"], ["--profile"]),
     (["compare", "--tokens", "1"], ["--tokens"]),
     (["calibrate", "--clock-mhz", "120", "--clock-mhz", "130", "--clock-mhz", "120"], ["3 or more distinct"]),
+    (["calibrate", "--junction-c", "25", "--junction-c", "25"], ["2 or more distinct junction"]),
+    (["calibrate", "--backend", "board", "--junction-c", "25", "--junction-c", "60"], ["not set from the host"]),
+    (["calibrate", "--junction-c", "nan", "--junction-c", "60"], ["--junction-c", "not a finite number"]),
 ])
 def test_options_are_checked_before_the_model_loads(no_work, tmp_path, args, words):
     out = [] if args[0] == "calibrate" else ["--out", tmp_path / "out"]

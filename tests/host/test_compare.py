@@ -91,7 +91,7 @@ def test_die_calibration_job_writes_the_die_and_refuses_what_it_cannot_measure(t
     assert "delay factor at 85 C" in report.table()
     with pytest.raises(ValueError, match="2 or more distinct junction"):
         CalibrateConfig(backend="twin", junctions_c=(25.0, 25.0), out_path=tmp_path / "x.yaml")
-    with pytest.raises(ValueError, match="environment"):
+    with pytest.raises(ValueError, match="board backend's is not set from the host"):
         CalibrateConfig(backend="board", junctions_c=(25.0, 60.0), out_path=tmp_path / "x.yaml")
     workload = random_workload(1, m=8, k=64, n=8)
     cold = TemperatureSweep(25.0, sweep_clock(TwinAccelerator(), workload, [100.0, 101.0, 102.0]))

@@ -94,8 +94,12 @@ class CalibrateConfig(Measurement):
         if self.junctions_c and len(set(self.junctions_c)) < 2:
             raise InputError("a die calibration needs 2 or more distinct junction temperatures")
         super().__post_init__()
+        if self.junctions_c and not backend_spec(self.backend).capabilities.models_die:
+            modeled = ", ".join(backends_with("models_die"))
+            raise InputError(f"junction temperatures hold a modeled die's junction ({modeled}); "
+                             f"the {self.backend} backend's is not set from the host")
         for tj in self.junctions_c:
-            self.hardware_options(HeldJunction(tj))  # a board's junction is not set from here: refused now
+            self.hardware_options(HeldJunction(tj))
         self.output()  # an unwritable path fails before the measurement
 
     def start(self) -> DeviceProfile:

@@ -32,10 +32,12 @@ def bench_twin_vs_rtl(array_n: int = 8, profile: str = "pynq-z2", seed: int = 0,
     Cases: `onset` (first error clock + ONSET_MARGIN_MHZ) and `heavy` (heavy_overclock_mhz). Per case:
     `twin_kernel_macs_per_s` is the compiled kernel alone, on the sparse path where some PE cannot err
     (`sparse`: it is handed the exact product, which the LLM path computes anyway for its statistics,
-    so that GEMM is timed separately as `exact_gemm_macs_per_s`); `twin_macs_per_s` is the twin backend
-    end to end, statistics included; `rtl_macs_per_s` the sim backend, once per case, so it is measured
-    in the same run; `speedup` is RTL time over twin backend time. Every result of both twin paths is
-    checked against the RTL's, so the figures compare implementations of the same computation.
+    so that GEMM is timed separately as `exact_gemm_macs_per_s`), and `twin_kernel_macs_per_cpu_s` the
+    same per CPU-second of all its threads, which a busy shared machine moves far less than wall-clock
+    time; `twin_macs_per_s` is the twin backend end to end, statistics included; `rtl_macs_per_s` the
+    sim backend, once per case, so it is measured in the same run; `speedup` is RTL time over twin
+    backend time. Every result of both twin paths is checked against the RTL's, so the figures compare
+    implementations of the same computation.
     """
     rng = np.random.default_rng(seed)
     operands = [(rng.integers(-128, 128, (m, k), dtype=np.int8), rng.integers(-128, 128, (k, n), dtype=np.int8))
@@ -63,9 +65,10 @@ def _case(name: str, mhz: float, twin, sim, operands, profile: str, seed: int, r
     # warm-up (kernel load, first touch), and the results the RTL must reproduce
     from_kernel = [kernel(i) for i in range(len(operands))]
     from_twin = [twin.gemm(x, w).y for x, w in operands]
-    kernel_s = min(_timed(kernel, len(operands)) for _ in range(repeats))
-    exact_s = min(_timed(lambda i: int32_gemm(*operands[i]), len(operands)) for _ in range(repeats))
-    twin_s = min(_timed(lambda i: twin.gemm(*operands[i]), len(operands)) for _ in range(repeats))
+    kernel_times = [_timed(kernel, len(operands)) for _ in range(repeats)]
+    kernel_s, kernel_cpu_s = min(wall for wall, _ in kernel_times), min(cpu for _, cpu in kernel_times)
+    exact_s = min(_timed(lambda i: int32_gemm(*operands[i]), len(operands))[0] for _ in range(repeats))
+    twin_s = min(_timed(lambda i: twin.gemm(*operands[i]), len(operands))[0] for _ in range(repeats))
     start = time.perf_counter()
     for (x, w), y_kernel, y_twin in zip(operands, from_kernel, from_twin, strict=True):
         y_rtl = sim.gemm(x, w).y
@@ -82,6 +85,7 @@ def _case(name: str, mhz: float, twin, sim, operands, profile: str, seed: int, r
         "sparse": sparse,
         "macs": macs,
         "twin_kernel_macs_per_s": macs / kernel_s,
+        "twin_kernel_macs_per_cpu_s": macs / kernel_cpu_s,
         "exact_gemm_macs_per_s": macs / exact_s,
         "twin_macs_per_s": macs / twin_s,
         "rtl_macs_per_s": macs / rtl_s,
@@ -89,9 +93,9 @@ def _case(name: str, mhz: float, twin, sim, operands, profile: str, seed: int, r
     }
 
 
-def _timed(gemm, count: int) -> float:
-    """Seconds for gemm(0), ..., gemm(count - 1)."""
-    start = time.perf_counter()
+def _timed(gemm, count: int) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds for gemm(0), ..., gemm(count - 1)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         gemm(i)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu

@@ -16,7 +16,7 @@ def _emit(result: dict | list[dict], as_json: bool) -> None:
         if i:
             click.echo("")
         for key, value in case.items():
-            click.echo(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
+            click.echo(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
 
 
 @click.group()

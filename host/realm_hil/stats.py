@@ -8,6 +8,7 @@ statistics through one code path and can be compared field by field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -98,7 +99,9 @@ class GemmStats:
 
     @property
     def msd(self) -> int:
-        return int(self.tiles.msd.astype(object).sum()) if self.n_tiles else 0
+        # exact without Python integers: each half of a uint64 sums within 64 bits for fewer than 2^32 tiles
+        msd = self.tiles.msd
+        return (int((msd >> np.uint64(32)).sum()) << 32) + int((msd & np.uint64(_U32)).sum())
 
     @property
     def freq(self) -> int:
@@ -211,24 +214,56 @@ def tile_stats(d: np.ndarray, e: np.ndarray, policy: PolicyConfig, tags: np.ndar
 
 
 def tile_stats_sparse(d: np.ndarray, e: np.ndarray, policy: PolicyConfig) -> TileStats:
-    """tile_stats for many tiles of which few deviate: error-free tiles share one computed row."""
+    """tile_stats for many tiles of which few deviate: only the deviating tiles are computed."""
     d = np.asarray(d, dtype=np.int32).reshape(len(d), -1)
     e = np.asarray(e, dtype=np.int32).reshape(len(e), -1)
-    count = len(d)
-    clean = tile_stats(np.zeros((1, d.shape[1]), np.int32), np.zeros((1, e.shape[1]), np.int32), policy)
-    out = TileStats(**{f.name: np.repeat(getattr(clean, f.name), count, axis=0) for f in fields(TileStats)})
-    out.tag = np.arange(count, dtype=np.int64) & 0xFFFF
     bad = np.flatnonzero((d != 0).any(axis=1) | (e != 0).any(axis=1))
-    if bad.size:
-        dirty = tile_stats(d[bad], e[bad], policy, tags=bad)
-        for f in fields(TileStats):
-            getattr(out, f.name)[bad] = getattr(dirty, f.name)
+    return tile_stats_at(len(d), bad, d[bad], e[bad], policy)
+
+
+def tile_stats_at(count: int, bad: np.ndarray, d: np.ndarray, e: np.ndarray, policy: PolicyConfig) -> TileStats:
+    """Statistics of `count` tiles of which only those at the ascending indices `bad` deviate, by d and e.
+
+    Every other tile has the statistics of an error-free tile, one row per policy (cached). With no
+    tile deviating the arrays are read-only views of that row, which cost nothing for any GEMM size.
+    """
+    clean = _clean_row(policy, d.shape[1])
+    tag = _tags(count)
+    if len(bad) == 0:
+        return TileStats(tag=tag, **{name: np.broadcast_to(value, (count, *value.shape[1:]))
+                                     for name, value in clean.items()})
+    dirty = tile_stats(d, e, policy, tags=bad)
+    out = {}
+    for name, value in clean.items():
+        # error-free tiles are zero in most fields: np.zeros leaves untouched pages unwritten
+        column = np.zeros((count, *value.shape[1:]), value.dtype) if not value.any() else \
+            np.repeat(value, count, axis=0)
+        column[bad] = getattr(dirty, name)
+        out[name] = column
+    return TileStats(tag=tag, **out)
+
+
+@lru_cache(maxsize=1024)
+def _clean_row(policy: PolicyConfig, n: int) -> dict[str, np.ndarray]:
+    """The statistics of one error-free tile of an n x n array under `policy`, every field but the tag."""
+    row = tile_stats(np.zeros((1, n), np.int32), np.zeros((1, n), np.int32), policy)
+    out = {f.name: getattr(row, f.name) for f in fields(TileStats) if f.name != "tag"}
+    for value in out.values():
+        value.flags.writeable = False
     return out
 
 
+@lru_cache(maxsize=64)
+def _tags(count: int) -> np.ndarray:
+    """Tile tags 0, 1, ... (mod 2^16) of a GEMM of `count` tiles, shared read-only by every GEMM of that size."""
+    tags = np.arange(count, dtype=np.int64) & 0xFFFF
+    tags.flags.writeable = False
+    return tags
+
+
 def zero_tile_stats(count: int, n: int, policy: PolicyConfig) -> TileStats:
-    """Statistics of `count` error-free tiles of an n x n array."""
-    return tile_stats_sparse(np.zeros((count, n), np.int32), np.zeros((count, n), np.int32), policy)
+    """Statistics of `count` error-free tiles of an n x n array (read-only views of one row)."""
+    return tile_stats_at(count, np.zeros(0, np.int64), np.zeros((0, n), np.int32), np.zeros((0, n), np.int32), policy)
 
 
 def encode_stats_words(s: TileStats) -> np.ndarray:

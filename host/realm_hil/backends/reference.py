@@ -7,8 +7,8 @@ import numpy as np
 from ..accelerator import Accelerator
 from ..gemm_call import GemmCall, GemmResult
 from ..operating_point import OperatingPoint
-from ..stats import GemmStats, tile_stats_sparse, zero_tile_stats
-from ..tiling import TilePlan, pad_to_tiles
+from ..stats import GemmStats, tile_stats_at, zero_tile_stats
+from ..tiling import TilePlan
 
 
 class ReferenceAccelerator(Accelerator):
@@ -42,19 +42,41 @@ class ReferenceAccelerator(Accelerator):
         return point
 
 
-def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy) -> GemmStats:
+def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy,
+                        pes: np.ndarray | None = None) -> GemmStats:
     """Statistics the hardware would report for result y: per-tile deviations from the exact result.
 
     By the checksum identity the hardware's d_c and e_r are the column and row sums of each tile's
-    error matrix modulo 2^32, so only the error matrix is needed.
+    error matrix modulo 2^32, so only the elements that differ from the exact result are needed;
+    every other tile has the statistics of an error-free one. pes, (count, 2) rows and columns of the
+    array, says that only the elements those PEs compute can differ (the others are known exact).
     """
-    n = plan.array_n
-    tiles = pad_to_tiles(y.astype(np.int64) - exact, n).reshape(plan.tiles_m, n, plan.tiles_n, n)
-    d = tiles.sum(axis=1).reshape(-1, n)
-    e = tiles.sum(axis=3).transpose(0, 2, 1).reshape(-1, n)
-    d = d.astype(np.uint32).view(np.int32)
-    e = e.astype(np.uint32).view(np.int32)
-    return GemmStats(tile_stats_sparse(d, e, policy), (plan.tiles_m, plan.tiles_n), d, e)
+    rows, cols = _differing(y, exact, plan.array_n, pes)
+    err = y[rows, cols].astype(np.int64) - exact[rows, cols]
+    return _stats_of_errors(rows, cols, err, plan, policy)
+
+
+def _differing(y: np.ndarray, exact: np.ndarray, n: int, pes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the elements of y that differ from exact, looking only at `pes` when given."""
+    if pes is None:
+        return np.nonzero(y != exact)
+    found = [np.nonzero(y[r::n, c::n] != exact[r::n, c::n]) for r, c in pes]
+    rows = [r + n * i for (r, _), (i, _) in zip(pes, found, strict=True)]
+    cols = [c + n * j for (_, c), (_, j) in zip(pes, found, strict=True)]
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _stats_of_errors(rows: np.ndarray, cols: np.ndarray, err: np.ndarray, plan: TilePlan, policy) -> GemmStats:
+    """GemmStats of a result that differs from the exact one by err at (rows, cols)."""
+    n, count = plan.array_n, plan.count
+    tiles = (rows // n) * plan.tiles_n + cols // n
+    # each sum adds at most n errors below 2^32 in magnitude: exact in float64 weights
+    d = np.bincount(tiles * n + cols % n, err, count * n).astype(np.int64)
+    e = np.bincount(tiles * n + rows % n, err, count * n).astype(np.int64)
+    d = d.astype(np.uint32).view(np.int32).reshape(count, n)
+    e = e.astype(np.uint32).view(np.int32).reshape(count, n)
+    bad = np.unique(tiles)
+    return GemmStats(tile_stats_at(count, bad, d[bad], e[bad], policy), (plan.tiles_m, plan.tiles_n), d, e)
 
 
 def exact_stats(plan: TilePlan, policy) -> GemmStats:

@@ -65,13 +65,81 @@ class TileStats:
         return len(self.tag)
 
     def equals(self, other: TileStats) -> bool:
-        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(TileStats))
+
+    def total(self, name: str) -> int:
+        """The exact sum of one per-tile field over every tile."""
+        return _exact_sum(getattr(self, name))
+
+    def maximum(self, name: str) -> int:
+        return int(getattr(self, name).max(initial=0))
+
+    def hist_total(self) -> np.ndarray:
+        return self.hist.sum(axis=0)
 
     @classmethod
     def concat(cls, parts: list[TileStats]) -> TileStats:
         if not parts:
             return empty_tile_stats()
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+        return TileStats(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(TileStats)})
+
+
+TILE_FIELDS = tuple(f.name for f in fields(TileStats))
+
+
+class SparseTileStats(TileStats):
+    """TileStats of `count` tiles of which only those at the ascending indices `bad` deviate.
+
+    Every other tile has the statistics of an error-free tile (`clean`, one row per field). A GEMM
+    has up to ~10^4 tiles and almost all are clean, so the per-tile arrays (a 32-bin histogram per
+    tile among them) are built only when a field is read, and totals come from the deviating tiles.
+    """
+
+    def __init__(self, count: int, bad: np.ndarray, dirty: TileStats | None, clean: dict[str, np.ndarray]) -> None:
+        # the dataclass fields stay unset: __getattr__ builds each on first read
+        self._count, self._bad, self._dirty, self._clean = count, bad, dirty, clean
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name not in TILE_FIELDS:
+            raise AttributeError(name)
+        value = self._column(name)
+        setattr(self, name, value)
+        return value
+
+    def _column(self, name: str) -> np.ndarray:
+        if name == "tag":
+            return _tags(self._count)
+        clean = self._clean[name]
+        shape = (self._count, *clean.shape[1:])
+        if self._dirty is None:
+            return np.broadcast_to(clean, shape)  # read-only, no memory per tile
+        # np.zeros leaves the pages of the error-free tiles unwritten
+        column = np.zeros(shape, clean.dtype) if not clean.any() else np.repeat(clean, self._count, axis=0)
+        column[self._bad] = getattr(self._dirty, name)
+        return column
+
+    def __len__(self) -> int:
+        return self._count
+
+    def total(self, name: str) -> int:
+        dirty = 0 if self._dirty is None else self._dirty.total(name)
+        return _exact_sum(self._clean[name]) * (self._count - len(self._bad)) + dirty
+
+    def maximum(self, name: str) -> int:
+        dirty = 0 if self._dirty is None else self._dirty.maximum(name)
+        clean = int(self._clean[name].max()) if len(self._bad) < self._count else 0
+        return max(clean, dirty)
+
+    def hist_total(self) -> np.ndarray:
+        dirty = 0 if self._dirty is None else self._dirty.hist_total()
+        return self._clean["hist"][0] * (self._count - len(self._bad)) + dirty
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """Sum of integer (or bool) values as a Python int; uint64 (msd) is summed in 32-bit halves, exactly."""
+    if values.dtype == np.uint64:
+        return (int((values >> np.uint64(32)).sum()) << 32) + int((values & np.uint64(_U32)).sum())
+    return int(values.sum())
 
 
 @dataclass
@@ -91,37 +159,35 @@ class GemmStats:
 
     @property
     def tiles_err(self) -> int:
-        return int(self.tiles.any_err.sum())
+        return self.tiles.total("any_err")
 
     @property
     def tiles_recover(self) -> int:
-        return int(self.tiles.recover.sum())
+        return self.tiles.total("recover")
 
     @property
     def msd(self) -> int:
-        # exact without Python integers: each half of a uint64 sums within 64 bits for fewer than 2^32 tiles
-        msd = self.tiles.msd
-        return (int((msd >> np.uint64(32)).sum()) << 32) + int((msd & np.uint64(_U32)).sum())
+        return self.tiles.total("msd")
 
     @property
     def freq(self) -> int:
-        return int(self.tiles.freq.sum())
+        return self.tiles.total("freq")
 
     @property
     def freq_eff(self) -> int:
-        return int(self.tiles.freq_eff.sum())
+        return self.tiles.total("freq_eff")
 
     @property
     def row_freq(self) -> int:
-        return int(self.tiles.row_freq.sum())
+        return self.tiles.total("row_freq")
 
     @property
     def max_abs(self) -> int:
-        return int(self.tiles.max_abs.max()) if self.n_tiles else 0
+        return self.tiles.maximum("max_abs")
 
     @property
     def hist(self) -> np.ndarray:
-        return self.tiles.hist.sum(axis=0)
+        return self.tiles.hist_total()
 
     @property
     def recover(self) -> bool:
@@ -224,23 +290,12 @@ def tile_stats_sparse(d: np.ndarray, e: np.ndarray, policy: PolicyConfig) -> Til
 def tile_stats_at(count: int, bad: np.ndarray, d: np.ndarray, e: np.ndarray, policy: PolicyConfig) -> TileStats:
     """Statistics of `count` tiles of which only those at the ascending indices `bad` deviate, by d and e.
 
-    Every other tile has the statistics of an error-free tile, one row per policy (cached). With no
-    tile deviating the arrays are read-only views of that row, which cost nothing for any GEMM size.
+    Every other tile has the statistics of an error-free tile, one row per policy (cached); the
+    per-tile arrays are built only when read (SparseTileStats).
     """
     clean = _clean_row(policy, d.shape[1])
-    tag = _tags(count)
-    if len(bad) == 0:
-        return TileStats(tag=tag, **{name: np.broadcast_to(value, (count, *value.shape[1:]))
-                                     for name, value in clean.items()})
-    dirty = tile_stats(d, e, policy, tags=bad)
-    out = {}
-    for name, value in clean.items():
-        # error-free tiles are zero in most fields: np.zeros leaves untouched pages unwritten
-        column = np.zeros((count, *value.shape[1:]), value.dtype) if not value.any() else \
-            np.repeat(value, count, axis=0)
-        column[bad] = getattr(dirty, name)
-        out[name] = column
-    return TileStats(tag=tag, **out)
+    dirty = tile_stats(d, e, policy, tags=bad) if len(bad) else None
+    return SparseTileStats(count, bad, dirty, clean)
 
 
 @lru_cache(maxsize=1024)

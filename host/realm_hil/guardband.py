@@ -306,18 +306,50 @@ class GuardbandReport:
 Progress = Callable[[int, int, str], None]
 
 
-def run_guardband(config: GuardbandConfig, progress: Progress | None = None,
-                  workload: Workload | None = None) -> GuardbandReport:
+_WORKER: tuple[GuardbandConfig, Workload] | None = None
+
+
+def _worker_init(config: GuardbandConfig) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
+    _WORKER = (config, Workload.load(config))
+
+
+def _worker_point(key: PointKey) -> tuple[PointResult, float, float, str]:
+    config, workload = _WORKER
+    return run_point(key, config, workload), workload.w8a8_ppl, workload.rated_array_seconds, workload.name
+
+
+def run_guardband(config: GuardbandConfig, progress: Progress | None = None, jobs: int = 1) -> GuardbandReport:
+    """Every point of the grid, in grid order; jobs > 1 runs them on that many processes (same results)."""
     start = time.perf_counter()
-    workload = workload or Workload.load(config)
     keys = config.points()
-    results = []
-    for i, key in enumerate(keys):
-        results.append(run_point(key, config, workload))
-        if progress is not None:
-            progress(i + 1, len(keys), f"die {key.die} {key.trace} {key.strategy} {key.policy}")
+    if jobs < 1:
+        raise InputError(f"jobs must be at least 1, got {jobs}")
+    if jobs == 1:
+        workload = Workload.load(config)
+        results = []
+        for i, key in enumerate(keys):
+            results.append(run_point(key, config, workload))
+            if progress is not None:
+                progress(i + 1, len(keys), f"die {key.die} {key.trace} {key.strategy} {key.policy}")
+        name, w8a8, rated = workload.name, workload.w8a8_ppl, workload.rated_array_seconds
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # torch in a forked child is not safe
+        with ProcessPoolExecutor(jobs, context, initializer=_worker_init, initargs=(config,)) as pool:
+            outputs = []
+            for i, output in enumerate(pool.map(_worker_point, keys)):
+                outputs.append(output)
+                if progress is not None:
+                    progress(i + 1, len(keys), "")
+        results = [o[0] for o in outputs]
+        _, w8a8, rated, name = outputs[0]
     for p in results:
         oracle = next(o for o in results if (o.die, o.trace, o.strategy) == (p.die, p.trace, "oracle"))
         p.oracle_x = p.throughput_x / oracle.throughput_x if oracle.throughput_x else math.nan
-    return GuardbandReport(config, workload.name, workload.w8a8_ppl, workload.rated_array_seconds, results,
-                           time.perf_counter() - start)
+    return GuardbandReport(config, name, w8a8, rated, results, time.perf_counter() - start)

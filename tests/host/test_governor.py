@@ -1,5 +1,7 @@
 """The clock governor on the twin: back-off as a die heats, hysteresis, ceiling, restore, determinism."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -160,3 +162,23 @@ def test_run_governor_bad_input_is_one_line(args, says):
     result = CliRunner().invoke(cli, ["run", "--backend", "twin", *args])
     assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_run_governor_writes_trace_and_plot(tmp_path):
+    from click.testing import CliRunner
+
+    from realm_hil.cli.main import cli
+
+    args = ["run", "--backend", "twin", "--governor", "clock", "--abft", "classic", "--tokens", "32", "--window",
+            "32", "--ambient", "25", "--seed", "1", "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (row,) = report["rows"]
+    trace = report["governor_traces"]["classic"]
+    # it left the rated clock, and classic let nothing through (the run's exact oracle)
+    assert max(r["clock_mhz"] for r in trace) > 100.0 and row["clock_mhz"] > 100.0
+    assert row["residual_errors"] == 0 and row["throughput"] > 1.0
+    assert all(r["tj_c"] > 25.0 for r in trace)
+    for name in ("governor-classic.csv", "governor-classic.json", "governor.png"):
+        assert (tmp_path / name).stat().st_size > 0

@@ -7,7 +7,8 @@ a time on a grid: the clock in steps above the rated clock (knob "clock"), or th
 below nominal at a fixed clock (knob "voltage"). The ABFT policy decides what to recover; the
 governor decides where to run.
 
-The rule, fixed before any experiment was run (GovernorConfig holds the numbers and why):
+The rule acts on the flagged count; the corrections, recomputations and histogram go to the trace
+beside it. It was fixed before any experiment was run (GovernorConfig holds the numbers and why):
 - over budget (flagged tiles > budget x tiles of the window): back off `backoff_steps` levels and
   bar every level from the failing one up;
 - calm (no flagged tile) for `calm_windows` windows in a row: one level up, unless barred or at
@@ -100,7 +101,6 @@ class WindowStats:
     recover_flags: int = 0  # tiles the statistics unit asked to recover under the policy's thresholds
     corrected: int = 0  # tiles fixed in place from the deviations
     recomputed: int = 0  # tiles recomputed exactly
-    seconds: float = 0.0  # modeled array and recovery time of the window
     hist: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS, np.int64))
 
     def add(self, result: GemmResult, cost: RecoveryCost) -> None:
@@ -109,7 +109,6 @@ class WindowStats:
         self.tiles += cost.tiles
         self.corrected += cost.tiles_corrected
         self.recomputed += cost.tiles_recomputed
-        self.seconds += cost.seconds
         if stats is not None:
             self.flagged += stats.tiles_err
             self.recover_flags += stats.tiles_recover

@@ -60,3 +60,6 @@ class GemmResult:
 
     y: np.ndarray  # (M, N) int32
     stats: GemmStats | None  # None from an engine without a statistics unit (torch._int_mm, a capture)
+    # how many elements of y differ from the call's exact result, from an engine that compared them
+    # anyway for its statistics (the software backends); None: not known, compare to find out
+    wrong: int | None = None

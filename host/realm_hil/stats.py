@@ -8,6 +8,7 @@ statistics through one code path and can be compared field by field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -64,13 +65,81 @@ class TileStats:
         return len(self.tag)
 
     def equals(self, other: TileStats) -> bool:
-        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(TileStats))
+
+    def total(self, name: str) -> int:
+        """The exact sum of one per-tile field over every tile."""
+        return _exact_sum(getattr(self, name))
+
+    def maximum(self, name: str) -> int:
+        return int(getattr(self, name).max(initial=0))
+
+    def hist_total(self) -> np.ndarray:
+        return self.hist.sum(axis=0)
 
     @classmethod
     def concat(cls, parts: list[TileStats]) -> TileStats:
         if not parts:
             return empty_tile_stats()
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+        return TileStats(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(TileStats)})
+
+
+TILE_FIELDS = tuple(f.name for f in fields(TileStats))
+
+
+class SparseTileStats(TileStats):
+    """TileStats of `count` tiles of which only those at the ascending indices `bad` deviate.
+
+    Every other tile has the statistics of an error-free tile (`clean`, one row per field). A GEMM
+    has up to ~10^4 tiles and almost all are clean, so the per-tile arrays (a 32-bin histogram per
+    tile among them) are built only when a field is read, and totals come from the deviating tiles.
+    """
+
+    def __init__(self, count: int, bad: np.ndarray, dirty: TileStats | None, clean: dict[str, np.ndarray]) -> None:
+        # the dataclass fields stay unset: __getattr__ builds each on first read
+        self._count, self._bad, self._dirty, self._clean = count, bad, dirty, clean
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name not in TILE_FIELDS:
+            raise AttributeError(name)
+        value = self._column(name)
+        setattr(self, name, value)
+        return value
+
+    def _column(self, name: str) -> np.ndarray:
+        if name == "tag":
+            return _tags(self._count)
+        clean = self._clean[name]
+        shape = (self._count, *clean.shape[1:])
+        if self._dirty is None:
+            return np.broadcast_to(clean, shape)  # read-only, no memory per tile
+        # np.zeros leaves the pages of the error-free tiles unwritten
+        column = np.zeros(shape, clean.dtype) if not clean.any() else np.repeat(clean, self._count, axis=0)
+        column[self._bad] = getattr(self._dirty, name)
+        return column
+
+    def __len__(self) -> int:
+        return self._count
+
+    def total(self, name: str) -> int:
+        dirty = 0 if self._dirty is None else self._dirty.total(name)
+        return _exact_sum(self._clean[name]) * (self._count - len(self._bad)) + dirty
+
+    def maximum(self, name: str) -> int:
+        dirty = 0 if self._dirty is None else self._dirty.maximum(name)
+        clean = int(self._clean[name].max()) if len(self._bad) < self._count else 0
+        return max(clean, dirty)
+
+    def hist_total(self) -> np.ndarray:
+        dirty = 0 if self._dirty is None else self._dirty.hist_total()
+        return self._clean["hist"][0] * (self._count - len(self._bad)) + dirty
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """Sum of integer (or bool) values as a Python int; uint64 (msd) is summed in 32-bit halves, exactly."""
+    if values.dtype == np.uint64:
+        return (int((values >> np.uint64(32)).sum()) << 32) + int((values & np.uint64(_U32)).sum())
+    return int(values.sum())
 
 
 @dataclass
@@ -90,35 +159,35 @@ class GemmStats:
 
     @property
     def tiles_err(self) -> int:
-        return int(self.tiles.any_err.sum())
+        return self.tiles.total("any_err")
 
     @property
     def tiles_recover(self) -> int:
-        return int(self.tiles.recover.sum())
+        return self.tiles.total("recover")
 
     @property
     def msd(self) -> int:
-        return int(self.tiles.msd.astype(object).sum()) if self.n_tiles else 0
+        return self.tiles.total("msd")
 
     @property
     def freq(self) -> int:
-        return int(self.tiles.freq.sum())
+        return self.tiles.total("freq")
 
     @property
     def freq_eff(self) -> int:
-        return int(self.tiles.freq_eff.sum())
+        return self.tiles.total("freq_eff")
 
     @property
     def row_freq(self) -> int:
-        return int(self.tiles.row_freq.sum())
+        return self.tiles.total("row_freq")
 
     @property
     def max_abs(self) -> int:
-        return int(self.tiles.max_abs.max()) if self.n_tiles else 0
+        return self.tiles.maximum("max_abs")
 
     @property
     def hist(self) -> np.ndarray:
-        return self.tiles.hist.sum(axis=0)
+        return self.tiles.hist_total()
 
     @property
     def recover(self) -> bool:
@@ -211,24 +280,45 @@ def tile_stats(d: np.ndarray, e: np.ndarray, policy: PolicyConfig, tags: np.ndar
 
 
 def tile_stats_sparse(d: np.ndarray, e: np.ndarray, policy: PolicyConfig) -> TileStats:
-    """tile_stats for many tiles of which few deviate: error-free tiles share one computed row."""
+    """tile_stats for many tiles of which few deviate: only the deviating tiles are computed."""
     d = np.asarray(d, dtype=np.int32).reshape(len(d), -1)
     e = np.asarray(e, dtype=np.int32).reshape(len(e), -1)
-    count = len(d)
-    clean = tile_stats(np.zeros((1, d.shape[1]), np.int32), np.zeros((1, e.shape[1]), np.int32), policy)
-    out = TileStats(**{f.name: np.repeat(getattr(clean, f.name), count, axis=0) for f in fields(TileStats)})
-    out.tag = np.arange(count, dtype=np.int64) & 0xFFFF
     bad = np.flatnonzero((d != 0).any(axis=1) | (e != 0).any(axis=1))
-    if bad.size:
-        dirty = tile_stats(d[bad], e[bad], policy, tags=bad)
-        for f in fields(TileStats):
-            getattr(out, f.name)[bad] = getattr(dirty, f.name)
+    return tile_stats_at(len(d), bad, d[bad], e[bad], policy)
+
+
+def tile_stats_at(count: int, bad: np.ndarray, d: np.ndarray, e: np.ndarray, policy: PolicyConfig) -> TileStats:
+    """Statistics of `count` tiles of which only those at the ascending indices `bad` deviate, by d and e.
+
+    Every other tile has the statistics of an error-free tile, one row per policy (cached); the
+    per-tile arrays are built only when read (SparseTileStats).
+    """
+    clean = _clean_row(policy, d.shape[1])
+    dirty = tile_stats(d, e, policy, tags=bad) if len(bad) else None
+    return SparseTileStats(count, bad, dirty, clean)
+
+
+@lru_cache(maxsize=1024)
+def _clean_row(policy: PolicyConfig, n: int) -> dict[str, np.ndarray]:
+    """The statistics of one error-free tile of an n x n array under `policy`, every field but the tag."""
+    row = tile_stats(np.zeros((1, n), np.int32), np.zeros((1, n), np.int32), policy)
+    out = {f.name: getattr(row, f.name) for f in fields(TileStats) if f.name != "tag"}
+    for value in out.values():
+        value.flags.writeable = False
     return out
 
 
+@lru_cache(maxsize=64)
+def _tags(count: int) -> np.ndarray:
+    """Tile tags 0, 1, ... (mod 2^16) of a GEMM of `count` tiles, shared read-only by every GEMM of that size."""
+    tags = np.arange(count, dtype=np.int64) & 0xFFFF
+    tags.flags.writeable = False
+    return tags
+
+
 def zero_tile_stats(count: int, n: int, policy: PolicyConfig) -> TileStats:
-    """Statistics of `count` error-free tiles of an n x n array."""
-    return tile_stats_sparse(np.zeros((count, n), np.int32), np.zeros((count, n), np.int32), policy)
+    """Statistics of `count` error-free tiles of an n x n array (read-only views of one row)."""
+    return tile_stats_at(count, np.zeros(0, np.int64), np.zeros((0, n), np.int32), np.zeros((0, n), np.int32), policy)
 
 
 def encode_stats_words(s: TileStats) -> np.ndarray:

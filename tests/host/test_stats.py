@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from realm_hil.stats import (
+    GemmStats,
     PolicyConfig,
     decode_stats_words,
     encode_stats_words,
@@ -94,3 +95,9 @@ def test_sparse_equals_dense(mode):
     e = np.roll(d, 3, axis=1)
     policy = PolicyConfig(mode, 128, 512, 0 if mode == "statistical" else 2, 1000)
     assert tile_stats_sparse(d, e, policy).equals(tile_stats(d, e, policy))
+    # the totals, taken from the deviating tiles and the clean row without per-tile arrays (freq_min = 0:
+    # every clean tile asks for recovery too)
+    assert GemmStats(tile_stats_sparse(d, e, policy)).totals() == GemmStats(tile_stats(d, e, policy)).totals()
+    clean = np.zeros_like(d)
+    assert GemmStats(tile_stats_sparse(clean, clean, policy)).totals() == \
+        GemmStats(tile_stats(clean, clean, policy)).totals()

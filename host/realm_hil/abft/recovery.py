@@ -21,11 +21,10 @@ from collections import defaultdict
 import numpy as np
 
 from ..accelerator import Accelerator
-from ..backends.reference import ReferenceAccelerator, stats_against_exact
+from ..backends.reference import ReferenceAccelerator, result_against_exact
 from ..gemm_call import GemmCall, GemmResult, GemmSite
 from ..llm.gemm import FaultHook
 from ..stats import GemmStats
-from ..tiling import TilePlan, int32_gemm
 from .abft_profile import AbftProfile
 from .correct import clear_out_of_range
 from .cost import CostModel, RecoveryCost, main_pass_cost
@@ -82,31 +81,33 @@ class ProtectedGemm:
         cost = main_pass_cost(plan, self.cost_model, self.backend.clock_mhz, self.nominal_mhz, self.voltage_ratio)
         if self.measure:
             cost.elements = y.size
-            cost.elements_wrong = int((y != call.exact).sum())
+            # a software backend counted them already, against the same exact result
+            cost.elements_wrong = np.count_nonzero(y != call.exact) if main.wrong is None else main.wrong
         gate = gemm_gate(self.policy, self.profile, site)
         decision = decide(self.policy, config, stats, y, call.x, call.w, plan, gate)
-        cost.tiles_flagged = int(decision.flagged.sum())
-        cost.tiles_corrected = int(decision.corrected.sum())
+        cost.tiles_flagged = np.count_nonzero(decision.flagged)
+        cost.tiles_corrected = np.count_nonzero(decision.corrected)
         if decision.recompute.any():
-            cost += self._recompute(call.x, call.w, y, plan, decision.recompute)
+            cost += self._recompute(call, y, decision.recompute)
         if self.policy.clear:
             cost.elements_cleared = clear_out_of_range(y, call.x, call.w)
         if self.measure:
-            cost.elements_wrong_after = int((y != call.exact).sum())
+            # y changed only if a tile was corrected or recomputed or an element cleared
+            touched = cost.tiles_corrected or cost.tiles_recomputed or cost.elements_cleared
+            cost.elements_wrong_after = np.count_nonzero(y != call.exact) if touched else cost.elements_wrong
         self.last_stats = stats
         self.last_cost = cost
         self.cost += cost
         return GemmResult(y, stats)
 
-    def _recompute(
-        self, x: np.ndarray, w: np.ndarray, y: np.ndarray, plan: TilePlan, tiles: np.ndarray
-    ) -> RecoveryCost:
+    def _recompute(self, call: GemmCall, y: np.ndarray, tiles: np.ndarray) -> RecoveryCost:
         """Recompute the flagged tiles exactly and patch them into y; returns what that cost.
 
         Tile rows that need the same set of tile columns share one GEMM call of exactly those
         tiles (their X row panels against those W column panels), so a call never computes a
         tile that was not flagged and the calls are as few as there are distinct column sets.
         """
+        plan = call.plan
         n = plan.array_n
         grid = tiles.reshape(plan.tiles_m, plan.tiles_n)
         groups: dict[bytes, list[int]] = defaultdict(list)
@@ -116,29 +117,30 @@ class ProtectedGemm:
         for tile_rows in groups.values():
             rows = _lines(tile_rows, n, plan.m)
             cols = _lines(np.flatnonzero(grid[tile_rows[0]]), n, plan.n)
-            xs = np.ascontiguousarray(x[rows])
-            ws = np.ascontiguousarray(w[:, cols])
             count = len(tile_rows) * int(grid[tile_rows[0]].sum())
-            y[np.ix_(rows, cols)] = self._exact_block(xs, ws, count, cost)
+            y[np.ix_(rows, cols)] = self._exact_block(call, rows, cols, count, cost)
             cost.tiles_recomputed += count
             cost.recompute_macs += count * n * n * plan.k
             cost.recompute_calls += 1
         return cost
 
-    def _exact_block(self, xs: np.ndarray, ws: np.ndarray, tiles: int, cost: RecoveryCost) -> np.ndarray:
-        model, k, n = self.cost_model, xs.shape[1], self.backend.array_n
+    def _exact_block(self, call: GemmCall, rows: np.ndarray, cols: np.ndarray, tiles: int,
+                     cost: RecoveryCost) -> np.ndarray:
+        """The exact block y[rows, cols], recomputed on the recovery accelerator or (modeled) on the host."""
+        model, k, n = self.cost_model, call.plan.k, self.backend.array_n
         if self.recovery is not None:
-            block = self.recovery.gemm(xs, ws)
+            block = self.recovery.gemm(np.ascontiguousarray(call.x[rows]), np.ascontiguousarray(call.w[:, cols]))
             seconds = model.call_cycles(tiles, k, n) / (self.recovery.clock_mhz * 1e6)
             cost.recompute_seconds += seconds
             cost.energy_j += model.dynamic_energy(tiles * n * n * k) + model.static_energy(seconds)
             if block.stats is None or block.stats.tiles_err == 0:
                 return block.y
             cost.host_fallback_tiles += tiles
+        # the host's exact GEMM is modeled (cost model); its result is the call's exact one, already computed
         seconds = model.host_seconds(tiles * n * n * k)
         cost.recompute_seconds += seconds
         cost.energy_j += model.host_energy(seconds)
-        return int32_gemm(xs, ws)
+        return call.exact[np.ix_(rows, cols)]
 
 
 def _lines(blocks, n: int, limit: int) -> np.ndarray:
@@ -164,4 +166,4 @@ class SoftwareFaultAccelerator(ReferenceAccelerator):
     def _run(self, call: GemmCall) -> GemmResult:
         # the fault model sees the call's site (None for a GEMM outside a model)
         y = self.fault(call.exact.copy(), call.site)
-        return GemmResult(y, stats_against_exact(y, call.exact, call.plan, self.policy))
+        return result_against_exact(y, call.exact, call.plan, self.policy)

@@ -7,8 +7,8 @@ import numpy as np
 from ..accelerator import Accelerator
 from ..gemm_call import GemmCall, GemmResult
 from ..operating_point import OperatingPoint
-from ..stats import GemmStats, tile_stats_sparse, zero_tile_stats
-from ..tiling import TilePlan, pad_to_tiles
+from ..stats import GemmStats, tile_stats_at, zero_tile_stats
+from ..tiling import TilePlan, int32_gemm
 
 
 class ReferenceAccelerator(Accelerator):
@@ -26,7 +26,7 @@ class ReferenceAccelerator(Accelerator):
         self._point = OperatingPoint(nominal_mhz, voltage_v)
 
     def _run(self, call: GemmCall) -> GemmResult:
-        return GemmResult(call.exact.copy(), exact_stats(call.plan, self.policy))
+        return GemmResult(owned_exact(call), exact_stats(call.plan, self.policy), wrong=0)
 
     @property
     def operating_point(self) -> OperatingPoint:
@@ -42,19 +42,65 @@ class ReferenceAccelerator(Accelerator):
         return point
 
 
-def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy) -> GemmStats:
+def owned_exact(call: GemmCall) -> np.ndarray:
+    """The exact result as a new array the caller may change: a copy of the call's if it holds one already.
+
+    Otherwise a GEMM of its own, written straight into the result instead of computed into the call
+    and copied: when nothing else needs the exact result (as under a measuring ProtectedGemm,
+    told by GemmResult.wrong that nothing differs) that saves a pass over the result.
+    """
+    return call.exact.copy() if "exact" in vars(call) else int32_gemm(call.x, call.w)
+
+
+def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy,
+                        pes: np.ndarray | None = None) -> GemmStats:
     """Statistics the hardware would report for result y: per-tile deviations from the exact result.
 
     By the checksum identity the hardware's d_c and e_r are the column and row sums of each tile's
-    error matrix modulo 2^32, so only the error matrix is needed.
+    error matrix modulo 2^32, so only the elements that differ from the exact result are needed;
+    every other tile has the statistics of an error-free one. pes, (count, 2) rows and columns of the
+    array, says that only the elements those PEs compute can differ (the others are known exact).
     """
-    n = plan.array_n
-    tiles = pad_to_tiles(y.astype(np.int64) - exact, n).reshape(plan.tiles_m, n, plan.tiles_n, n)
-    d = tiles.sum(axis=1).reshape(-1, n)
-    e = tiles.sum(axis=3).transpose(0, 2, 1).reshape(-1, n)
-    d = d.astype(np.uint32).view(np.int32)
-    e = e.astype(np.uint32).view(np.int32)
-    return GemmStats(tile_stats_sparse(d, e, policy), (plan.tiles_m, plan.tiles_n), d, e)
+    return result_against_exact(y, exact, plan, policy, pes).stats
+
+
+def result_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy,
+                         pes: np.ndarray | None = None) -> GemmResult:
+    """y with the statistics of stats_against_exact and the count of its elements that differ from exact."""
+    rows, cols = _differing(y, exact, plan.array_n, pes)
+    err = y[rows, cols].astype(np.int64) - exact[rows, cols]
+    return GemmResult(y, _stats_of_errors(rows, cols, err, plan, policy), wrong=len(err))
+
+
+def _differing(y: np.ndarray, exact: np.ndarray, n: int, pes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the elements of y that differ from exact, looking only at `pes` when given."""
+    if pes is None:
+        return np.nonzero(y != exact)
+    found = [np.nonzero(y[r::n, c::n] != exact[r::n, c::n]) for r, c in pes]
+    rows = [r + n * i for (r, _), (i, _) in zip(pes, found, strict=True)]
+    cols = [c + n * j for (_, c), (_, j) in zip(pes, found, strict=True)]
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _stats_of_errors(rows: np.ndarray, cols: np.ndarray, err: np.ndarray, plan: TilePlan, policy) -> GemmStats:
+    """GemmStats of a result that differs from the exact one by err at (rows, cols)."""
+    n, count = plan.array_n, plan.count
+    tiles = (rows // n) * plan.tiles_n + cols // n
+    hit = np.bincount(tiles, minlength=count) > 0
+    bad = np.flatnonzero(hit)
+    # sums only over the tiles holding an error, numbered by their rank among them
+    d_bad, e_bad = _tile_sums((np.cumsum(hit) - 1)[tiles], rows, cols, err, n, len(bad))
+    d, e = np.zeros((count, n), np.int32), np.zeros((count, n), np.int32)
+    d[bad], e[bad] = d_bad, e_bad
+    return GemmStats(tile_stats_at(count, bad, d_bad, e_bad, policy), (plan.tiles_m, plan.tiles_n), d, e)
+
+
+def _tile_sums(slot, rows, cols, err, n: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row sums d, e (slots, n) int32 modulo 2^32 of the errors err in tile slots `slot`."""
+    # each sum adds at most n errors below 2^32 in magnitude: exact in float64 weights
+    d = np.bincount(slot * n + cols % n, err, slots * n)
+    e = np.bincount(slot * n + rows % n, err, slots * n)
+    return (s.astype(np.int64).astype(np.uint32).view(np.int32).reshape(slots, n) for s in (d, e))
 
 
 def exact_stats(plan: TilePlan, policy) -> GemmStats:

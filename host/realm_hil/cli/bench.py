@@ -54,4 +54,17 @@ def bench_campaign_cmd(jobs: int, as_json: bool) -> None:
     _emit(bench_campaign(jobs=jobs), as_json)
 
 
+@bench.command("llm")
+@click.option("--tokens", default=512, show_default=True, type=click.IntRange(2), help="the window's length")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
+              help="torch threads, and the twin kernel's")
+@click.option("--json", "as_json", is_flag=True)
+def bench_llm_cmd(tokens: int, rounds: int, threads: int, as_json: bool) -> None:
+    """Seconds per forward of one window of the LLM on each run path, as ratios to plain W8A8 in the same round."""
+    from ..benchmarks.llm import LlmBenchConfig, bench_llm
+
+    _emit(bench_llm(LlmBenchConfig(tokens=tokens, rounds=rounds, threads=threads)), as_json)
+
+
 COMMANDS = [bench]

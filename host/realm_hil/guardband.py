@@ -7,11 +7,14 @@ GEMM, from the model: its slowest PE at L = 31 at the current junction temperatu
 governor (governor.py) with each ABFT policy. The first three run unprotected (policy none):
 whatever errors they meet go through, and the run's oracle counts them.
 
-The grid is independent points (die, trace, strategy, policy), each a pure function of its key,
-the campaign seed and the config (`run_point`), so a campaign layer can distribute them. Device
-time is the die's thermal clock: the workload's array time at the rated clock, compressed so that
-it spans `trace_seconds` of the ambient trace (a faster strategy covers less of it; the traces
-hold their last value). Governor parameters are GovernorConfig's defaults, fixed up front.
+The grid is a campaign (docs/campaigns.md): independent points (die, trace, strategy, policy), each a
+pure function of its key, the campaign seed and the config (`run_point`), run in-process, on a
+process pool or on Ray, one file per finished point, resumable. A die's seed comes from the
+campaign seed and the die alone (`die_seed`), not from the whole key: every strategy and policy
+meets the same die. Device time is the die's thermal clock: the workload's array time at the
+rated clock, compressed so that it spans `trace_seconds` of the ambient trace (a faster strategy
+covers less of it; the traces hold their last value). Governor parameters are GovernorConfig's
+defaults, fixed up front.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from .abft.abft_profile import load_abft_profile
 from .abft.cost import CostModel
 from .abft.recovery import ProtectedGemm
 from .backends.registry import open_accelerator
+from .campaign import CampaignJob, Executor, point_key, run_campaign
 from .errors import InputError
 from .governor import Fixed, Governor, GovernorConfig, WindowRecord, WindowStats, governed, plot_traces, write_trace
 from .operating_point import OperatingPoint
@@ -119,7 +122,7 @@ class PointResult:
     tiles_corrected: int
     first_flag_s: float | None  # device time of the first window with a flagged tile
     first_escape_s: float | None  # ... and of the first with an escaped error
-    seconds: float  # wall-clock seconds the point took here
+    seconds: float = 0.0  # wall-clock seconds the point took (kept by the campaign beside its row, not in it)
     trace_windows: list[WindowRecord] = field(repr=False, default_factory=list)
 
 
@@ -183,7 +186,6 @@ def run_point(key: PointKey, config: GuardbandConfig, workload: Workload) -> Poi
     ambient = ambient_traces(config.trace_seconds)[key.trace]
     environment = ThermalEnvironment(ambient, config.trace_seconds / workload.rated_array_seconds)
     abft = load_abft_profile(config.abft_profile)
-    start = time.perf_counter()
     with open_accelerator("twin", profile=config.profile, seed=seed, environment=environment) as acc, \
             open_accelerator("twin", profile=config.profile) as recovery:
         controller, window_gemms = _controller(key, config, profile, acc)
@@ -210,7 +212,7 @@ def run_point(key: PointKey, config: GuardbandConfig, workload: Workload) -> Poi
         ppl, sum(r.clock_mhz * r.tiles for r in trace) / tiles, max(tjs),
         any(not r.in_rated_range for r in trace), cost.tiles_flagged, cost.tiles_corrected,
         next((r.time_s for r in trace if r.flagged), None), next((r.time_s for r in trace if r.escaped), None),
-        time.perf_counter() - start, trace)
+        trace_windows=trace)
 
 
 def _controller(key: PointKey, config: GuardbandConfig, profile, acc):
@@ -303,53 +305,59 @@ class GuardbandReport:
                 plot_traces(traces, out / f"clock-die{die}-{trace}.png", f"die {die} (seed {mine[0].seed}), {trace}")
 
 
-Progress = Callable[[int, int, str], None]
+# a row carries these, the same in every row, so a driver that never loads the model (pool, Ray) can report them
+_WORKLOAD_FIELDS = ("model", "w8a8_ppl", "rated_array_seconds")
+# filled in by the driver from the record (seconds) and from the other rows (oracle_x): never in a row
+_DRIVER_FIELDS = ("seconds", "oracle_x")
 
 
-_WORKER: tuple[GuardbandConfig, Workload] | None = None
+class GuardbandJob(CampaignJob):
+    """A worker loads the model once (Workload) and runs grid points on it; its rows are JSON."""
+
+    def __init__(self, config: GuardbandConfig) -> None:
+        self.config = config
+
+    def setup(self, board: str | None) -> tuple[Workload, int]:
+        import torch
+
+        # one core per worker: the executor is the parallelism (also the driver's, in-process, where torch's
+        # default threads on a shared machine are slower and give the same rows)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return Workload.load(self.config), previous
+
+    def evaluate(self, state: tuple[Workload, int], point: PointKey) -> dict:
+        workload = state[0]
+        result = asdict(run_point(point, self.config, workload))
+        row = {k: v for k, v in result.items() if k not in _DRIVER_FIELDS}
+        return row | {"model": workload.name, "w8a8_ppl": workload.w8a8_ppl,
+                      "rated_array_seconds": workload.rated_array_seconds}
+
+    def close(self, state: tuple[Workload, int]) -> None:
+        import torch
+
+        torch.set_num_threads(state[1])
 
 
-def _worker_init(config: GuardbandConfig) -> None:
-    import torch
-
-    global _WORKER
-    torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
-    _WORKER = (config, Workload.load(config))
+def _point_result(record: dict) -> PointResult:
+    row = {k: v for k, v in record["row"].items() if k not in _WORKLOAD_FIELDS}
+    windows = [WindowRecord(**w) for w in row.pop("trace_windows")]
+    return PointResult(**row, oracle_x=None, seconds=record["seconds"], trace_windows=windows)
 
 
-def _worker_point(key: PointKey) -> tuple[PointResult, float, float, str]:
-    config, workload = _WORKER
-    return run_point(key, config, workload), workload.w8a8_ppl, workload.rated_array_seconds, workload.name
-
-
-def run_guardband(config: GuardbandConfig, progress: Progress | None = None, jobs: int = 1) -> GuardbandReport:
-    """Every point of the grid, in grid order; jobs > 1 runs them on that many processes (same results)."""
+def run_guardband(config: GuardbandConfig, directory: Path | str, executor: Executor | None = None,
+                  resume: bool = False, progress=None) -> GuardbandReport:
+    """Every point of the grid as a campaign in `directory` (in-process without an executor); the report lists
+    them in grid order, whichever executor ran them and in whatever order they finished."""
     start = time.perf_counter()
     keys = config.points()
-    if jobs < 1:
-        raise InputError(f"jobs must be at least 1, got {jobs}")
-    if jobs == 1:
-        workload = Workload.load(config)
-        results = []
-        for i, key in enumerate(keys):
-            results.append(run_point(key, config, workload))
-            if progress is not None:
-                progress(i + 1, len(keys), f"die {key.die} {key.trace} {key.strategy} {key.policy}")
-        name, w8a8, rated = workload.name, workload.w8a8_ppl, workload.rated_array_seconds
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("spawn")  # torch in a forked child is not safe
-        with ProcessPoolExecutor(jobs, context, initializer=_worker_init, initargs=(config,)) as pool:
-            outputs = []
-            for i, output in enumerate(pool.map(_worker_point, keys)):
-                outputs.append(output)
-                if progress is not None:
-                    progress(i + 1, len(keys), "")
-        results = [o[0] for o in outputs]
-        _, w8a8, rated, name = outputs[0]
+    result = run_campaign(keys, GuardbandJob(config), executor, directory, {"guardband": asdict(config)}, resume,
+                          progress)
+    records = [result.records[point_key(key)] for key in keys]
+    results = [_point_result(record) for record in records]
     for p in results:
         oracle = next(o for o in results if (o.die, o.trace, o.strategy) == (p.die, p.trace, "oracle"))
         p.oracle_x = p.throughput_x / oracle.throughput_x if oracle.throughput_x else math.nan
-    return GuardbandReport(config, name, w8a8, rated, results, time.perf_counter() - start)
+    first = records[0]["row"]
+    return GuardbandReport(config, first["model"], first["w8a8_ppl"], first["rated_array_seconds"], results,
+                           time.perf_counter() - start)

@@ -70,7 +70,7 @@ class RunConfig:
     profile: str = "pynq-z2"
     array_n: int = 8
     board_address: str | None = None  # "HOST:PORT" of `realm-hil serve`, or "pynq://HOST[:PORT]" (PYNQ.remote)
-    board_name: str | None = None  # board: the overlay to load [pynq-z2; pynq://: the board's own]
+    board_name: str | None = None  # board: the overlay to load [the board's own]
     manifest: str | None = None  # board: the bitstream manifest [bitstreams/manifest.json]
     force_clock: bool = False
     emulate_checks: bool = False  # sim, twin: the checksum accumulators are overclocked too
@@ -168,6 +168,9 @@ class RunRow:
     throughput: float  # useful MAC/s including recovery, relative to nominal without protection
     energy: float  # modeled energy per useful MAC relative to nominal (abft/cost.py)
     seconds: float
+    # a board's die temperature and VCCINT (its system monitor) when the row's evaluation ended; None elsewhere
+    die_temp_c: float | None = None
+    vccint_v: float | None = None
 
 
 @dataclass
@@ -340,7 +343,8 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
                         len(router.log), totals["tiles"], totals["tiles_err"], totals["tiles_recover"],
                         cost.element_error_rate, cost.tiles_recomputed, cost.tiles_corrected,
                         cost.elements_cleared, cost.elements_wrong_after, cost.recompute_fraction,
-                        cost.throughput_vs_nominal, cost.energy_vs_nominal, time.perf_counter() - start))
+                        cost.throughput_vs_nominal, cost.energy_vs_nominal, time.perf_counter() - start,
+                        *_board_sensors(acc)))
                     breakdown[f"{applied:.3f}/{model}/{policy}"] = {**summary, "cost": cost.to_dict()}
     finally:
         acc.set_clock(nominal)
@@ -352,6 +356,12 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
         confirmation = _confirm(config, acc, recovery, profile, router, loaded.model, windows[:1], clocks)
     tokens = int(windows.numel())
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed, confirmation)
+
+
+def _board_sensors(acc) -> tuple[float | None, float | None]:
+    """Die temperature and VCCINT from a board's (or a served board's) info; None for a backend without them."""
+    info = acc.info() if acc.name == "board" else {}
+    return info.get("die_temp_c"), info.get("vccint_v")
 
 
 def _confirm(config: RunConfig, acc, recovery, profile, router: GemmRouter, model, window, clocks) -> Confirmation:

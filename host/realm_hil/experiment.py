@@ -108,8 +108,7 @@ class RunConfig:
             raise InputError("give at least one error model: timing, realm or realm@B")
         bits = [realm_bit(m) for m in self.error_models]
         if self.error_rate is not None:
-            # nan fails both comparisons
-            if not (math.isfinite(self.error_rate) and 0 <= self.error_rate <= 1):
+            if not 0 <= self.error_rate <= 1:  # nan fails both comparisons, inf the second
                 raise InputError(f"the error rate is a probability in [0, 1], got {self.error_rate}")
             if all(b is None for b in bits):
                 raise InputError("an error rate sets the rate of the realm error models: add realm or realm@B "

@@ -20,7 +20,7 @@ from .errors import InputError
 from .governor import KNOBS, Governor, GovernorConfig, WindowRecord, device_profile, governed, plot_traces, write_trace
 from .llm.gemm import GemmLog, GemmRouter, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_config, load_model
-from .llm.offload import W8A8Config, quantize_model
+from .llm.offload import ACT_SCALES, W8A8Config, quantize_model
 from .llm.perplexity import perplexity
 from .llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, Selection, named_components
 from .llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
@@ -30,8 +30,9 @@ from .timing.thermal import Environment
 # Default overclock relative to nominal: inside the band where the first timing errors appear.
 DEFAULT_OVERCLOCK = 1.12
 # "timing": the backend's own errors (the twin's timing model, the board's real ones); "realm": the
-# paper's i.i.d. bit flip, injected at the element error rate the timing model showed at that clock,
-# on bit 30 or, as "realm@B", on bit B (the paper also swept bits 22, 14 and 10).
+# paper's i.i.d. bit flip, injected at the element error rate the timing model showed at that clock
+# (or at a given rate, RunConfig.error_rate), on bit 30 or, as "realm@B", on bit B (the paper also
+# swept bits 22, 14 and 10).
 ERROR_MODELS = ("timing", "realm", "realm@B")
 REALM_BIT = 30
 
@@ -82,6 +83,9 @@ class RunConfig:
     governor: str | None = None
     governor_window: int = GovernorConfig.window_gemms
     environment: Environment | None = None  # sim, twin: the die's ambient (timing/thermal.py) [sign-off corner]
+    # the realm models' element error rate at every clock; None: the rate the timing model showed at that clock
+    error_rate: float | None = None
+    act_scale: str = "dynamic"  # or "static-clamped", ReaLM's injector (llm/offload.py)
 
     def __post_init__(self) -> None:
         can = backend_spec(self.backend).capabilities
@@ -109,11 +113,20 @@ class RunConfig:
         if not self.error_models:
             raise InputError("give at least one error model: timing, realm or realm@B")
         bits = [realm_bit(m) for m in self.error_models]
-        if any(b is not None for b in bits) and "timing" not in self.error_models:
+        if self.error_rate is not None:
+            if not 0 <= self.error_rate <= 1:  # nan fails both comparisons, inf the second
+                raise InputError(f"the error rate is a probability in [0, 1], got {self.error_rate}")
+            if all(b is None for b in bits):
+                raise InputError("an error rate sets the rate of the realm error models: add realm or realm@B "
+                                 "to the error models")
+        elif any(b is not None for b in bits) and "timing" not in self.error_models:
             raise InputError("the realm error model injects the element error rate the timing model shows "
-                             "at each clock, so it needs the timing model in the run too")
-        # timing first at every clock: the realm rows take their rate from it
-        self.error_models = ["timing", *dict.fromkeys(m for m in self.error_models if m != "timing")]
+                             "at each clock, so it needs the timing model in the run too (or give an error rate)")
+        # timing first at every clock: without a given rate the realm rows take theirs from it
+        timing = ["timing"] if "timing" in self.error_models else []
+        self.error_models = [*timing, *dict.fromkeys(m for m in self.error_models if m != "timing")]
+        if self.act_scale not in ACT_SCALES:
+            raise InputError(f"the activation scale must be {' or '.join(ACT_SCALES)}, got {self.act_scale!r}")
         self.backend_options()  # what the backend cannot use fails here, before the device opens
         if self.governor is not None:
             if self.governor not in KNOBS:
@@ -227,8 +240,10 @@ class RunReport:
                   f"{'tiles err':>10}{'recomp %':>9}{'fixed':>7}{'residual':>9}{'thrpt x':>8}{'energy x':>9}"
                   f"{'seconds':>8}")
         checks = " (checksums overclocked too)" if self.config.emulate_checks else ""
+        scale = " static-clamped" if self.config.act_scale == "static-clamped" else ""
+        rate = "" if self.config.error_rate is None else f", realm at rate {self.config.error_rate:g}"
         lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}{checks}, "
-                 f"float ppl {self.float_ppl:.3f}, W8A8 (torch._int_mm) ppl {self.w8a8_ppl:.3f}", header]
+                 f"float ppl {self.float_ppl:.3f}, W8A8{scale} (torch._int_mm) ppl {self.w8a8_ppl:.3f}{rate}", header]
         for r in self.rows:
             lines.append(f"{r.backend:<10}{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
                          f"{_num(r.delta_float, True):>10}{_num(r.delta_w8a8, True):>10}"
@@ -291,7 +306,9 @@ def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunRe
     # a missing board or an out-of-range clock must fail at once
     with open_accelerator(config.backend, options) as acc, _recovery_device(config, options) as recovery:
         nominal = acc.clock_mhz
-        clocks = config.clocks_mhz or [nominal, nominal * DEFAULT_OVERCLOCK]
+        # software errors at a given rate do not depend on the clock: without timing, nominal alone
+        default = [nominal, nominal * DEFAULT_OVERCLOCK] if "timing" in config.error_models else [nominal]
+        clocks = config.clocks_mhz or default
         try:
             for clock in clocks:
                 acc.set_clock(clock, force=config.force_clock)
@@ -319,7 +336,7 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
 
     float_ppl = evaluate("float")
     router = GemmRouter()
-    quantize_model(loaded.model, W8A8Config(attention=config.attention), router)
+    quantize_model(loaded.model, W8A8Config(attention=config.attention, act_scale=config.act_scale), router)
     w8a8_ppl = evaluate("W8A8 reference")  # with every GEMM selected: its log holds every site of the run
     router.selection = Selection.parse(config.layers, config.components, config.stages,
                                        num_layers=loaded.model.config.num_hidden_layers)
@@ -337,7 +354,7 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
             for model in config.error_models:
                 bit = realm_bit(model)
                 if bit is not None:
-                    rate = _matched_rate(rows, applied)
+                    rate = config.error_rate if config.error_rate is not None else _matched_rate(rows, applied)
                 for policy in config.policies:
                     # a fresh generator per policy: every policy faces the same first faults
                     device = acc if model == "timing" else SoftwareFaultAccelerator(

@@ -15,9 +15,10 @@ from ..errors import InputError
 from ..experiment import RunConfig, realm_bit, run_experiment
 from ..fpga.manifest import BOARDS
 from ..governor import KNOBS, GovernorConfig
+from ..llm.offload import ACT_SCALES
 from ..llm.text import WIKITEXT2
 from ..timing.thermal import AmbientTrace, ThermalEnvironment
-from .options import MHZ, SEED, backend_option, emulate_checks_option, out_dir_option
+from .options import MHZ, SEED, FiniteFloat, backend_option, emulate_checks_option, out_dir_option
 
 
 def _names(choices):
@@ -72,7 +73,8 @@ def _ambient(_ctx, _param, value: str | None):
               help="a locally cached data set instead of --text (WikiText-2 test split)")
 @click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 64, board 256, twin/reference 1024]")
 @click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
-@click.option("--clock-mhz", "clocks", multiple=True, type=MHZ, help="array clock (repeatable) [nominal and 1.12x]")
+@click.option("--clock-mhz", "clocks", multiple=True, type=MHZ,
+              help="array clock (repeatable) [nominal and 1.12x; nominal alone when timing does not run]")
 @click.option("--abft", "policies", default="none", show_default=True, callback=_names(POLICIES),
               help=f"comma-separated policies: {', '.join(POLICIES)}")
 @click.option("--error-model", "error_models", default="timing", show_default=True,
@@ -80,6 +82,13 @@ def _ambient(_ctx, _param, value: str | None):
               help="timing: the backend's own errors; realm: i.i.d. bit-30 flips at the element error rate "
                    "timing showed at the same clock on the error-free operands; realm@B: the same on bit B "
                    "(comma-separated)")
+@click.option("--error-rate", type=FiniteFloat(0, 1),
+              help="inject the realm models at this element error rate at every clock, on any backend, "
+                   "without the timing model [the rate timing showed at the same clock]")
+@click.option("--act-scale", type=click.Choice(ACT_SCALES), default="dynamic", show_default=True,
+              help="dynamic: each quantizer's per-token scale from the values that arrive, errors included "
+                   "(true W8A8); static-clamped: q,k,v,gate,up,down outputs re-quantized with the error-free "
+                   "scale and clamped to +-127, o not, as ReaLM's injector (docs/quantization-modes.md)")
 @click.option("--abft-profile", default=RunConfig.abft_profile, show_default=True,
               help="ABFT profile (name or YAML path) with the approx and statistical thresholds")
 @click.option("--recover-on", type=click.Choice(["accelerator", "host"]),
@@ -108,12 +117,14 @@ def _ambient(_ctx, _param, value: str | None):
 @out_dir_option(None, "write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def run(board, board_name, manifest, backend, model, text, dataset, tokens, window, clocks, policies, error_models,
-        abft_profile, recover_on, layers, components, stages, attention, profile, seed, force_clock, emulate_checks,
-        confirm_on, governor, governor_window, ambient, time_compression, out_dir, as_json) -> None:
+        error_rate, act_scale, abft_profile, recover_on, layers, components, stages, attention, profile, seed,
+        force_clock, emulate_checks, confirm_on, governor, governor_window, ambient, time_compression, out_dir,
+        as_json) -> None:
     """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
     config = RunConfig(
         backend="board" if board else backend, model=model, text=dataset or text, tokens=tokens, window=window,
-        clocks_mhz=list(clocks) or None, policies=policies, error_models=error_models,
+        clocks_mhz=list(clocks) or None, policies=policies, error_models=error_models, error_rate=error_rate,
+        act_scale=act_scale,
         abft_profile=abft_profile, recover_on=recover_on, seed=seed, layers=layers, components=components,
         stages=stages, attention=attention, profile=profile,
         board_address=None if board in (None, "local") else board, board_name=board_name,

@@ -1,8 +1,13 @@
 """Turn a float causal LM into a W8A8 model whose integer GEMMs all pass through one GemmRouter.
 
 Every INT32 result is dequantized with scales known before the GEMM (activation scale per token
-times weight scale per channel): a faulty result is never re-quantized with a scale taken from
-an error-free one, so errors reach the next layer as they are.
+times weight scale per channel). What happens next is the activation-scale mode
+(docs/quantization-modes.md):
+- "dynamic" (default, the hardware-faithful W8A8): the result goes on as it is, and the next
+  quantizer takes its per-token scale from the values that arrive, errors included.
+- "static-clamped" (ReaLM's error injector): the outputs of q, k, v, gate, up and down are
+  re-quantized per token with the scale of the error-free result and clamped to +-127, which caps
+  every error at the clean row's largest magnitude; o's output goes on unclamped.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from transformers.cache_utils import Cache
 from realm_hil.errors import InputError
 from realm_hil.llm.attention import ATTN_IMPLEMENTATION
 from realm_hil.llm.gemm import GemmRouter
-from realm_hil.llm.quant import input_absmax, quantize_rows, smoothing_factors
+from realm_hil.llm.quant import input_absmax, quantize_rows, requantize_clamped, smoothing_factors
 from realm_hil.llm.selection import MODULE_COMPONENTS
 
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layers|h)\.(\d+)\.")
+
+ACT_SCALES = ("dynamic", "static-clamped")
+# The projections whose outputs ReaLM's Llama wrapper re-quantizes (quantize_output); o_proj is not one.
+REQUANTIZED_COMPONENTS = frozenset({"q", "k", "v", "gate", "up", "down"})
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,19 @@ class W8A8Config:
     smooth_alpha: float | None = None  # SmoothQuant migration strength (paper: 0.5); None: off
     attention: bool = False  # Q.K^T and S.V as INT8 GEMMs too (else float attention)
     lm_head: bool = False  # the output projection stays float by default, as in SmoothQuant
+    act_scale: str = "dynamic"  # or "static-clamped" (module docstring)
+
+    def __post_init__(self) -> None:
+        if self.act_scale not in ACT_SCALES:
+            raise InputError(f"the activation scale must be {' or '.join(ACT_SCALES)}, got {self.act_scale!r}")
 
 
 class QuantLinear(nn.Module):
-    """nn.Linear with INT8 per-channel weights and dynamic INT8 per-token activations."""
+    """nn.Linear with INT8 per-channel weights and dynamic INT8 per-token activations.
+
+    `requantize`: the output is re-quantized per token with the error-free result's scale and
+    clamped (the static-clamped mode), else it leaves as the dequantized INT32 result.
+    """
 
     def __init__(
         self,
@@ -40,9 +58,11 @@ class QuantLinear(nn.Module):
         component: str,
         router: GemmRouter,
         smooth: torch.Tensor | None = None,
+        requantize: bool = False,
     ):
         super().__init__()
         self.layer, self.component, self.router = layer, component, router
+        self.requantize = requantize
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach().float()
         if smooth is not None:
@@ -60,13 +80,25 @@ class QuantLinear(nn.Module):
             x2 = x2 * self.inv_smooth
         x_int, x_scale = quantize_rows(x2)
         acc = self.router.matmul(self.layer, self.component, x_int, self.weight_int_t)
-        y = acc.float() * x_scale * self.weight_scale
-        if self.bias is not None:
-            y = y + self.bias
+        y = self._dequantize(acc, x_scale)
+        if self.requantize:
+            y = requantize_clamped(y, self._dequantize(self._exact(x_int, acc), x_scale))
         return y.reshape(*lead, self.out_features).to(x.dtype)
 
+    def _dequantize(self, acc: torch.Tensor, x_scale: torch.Tensor) -> torch.Tensor:
+        y = acc.float() * x_scale * self.weight_scale
+        return y if self.bias is None else y + self.bias
+
+    def _exact(self, x_int: torch.Tensor, acc: torch.Tensor) -> torch.Tensor:
+        """The error-free INT32 result: a GEMM the router keeps on torch._int_mm is exact already;
+        one it sends to a backend or a fault hook may not be, so the host computes it once more."""
+        if not self.router.selection.matches(self.layer, self.component, self.router.stage):
+            return acc
+        return torch._int_mm(x_int, self.weight_int_t)
+
     def extra_repr(self) -> str:
-        return f"{self.in_features}->{self.out_features}, layer={self.layer}, component={self.component}"
+        mode = ", static-clamped output" if self.requantize else ""
+        return f"{self.in_features}->{self.out_features}, layer={self.layer}, component={self.component}{mode}"
 
 
 def quantize_model(
@@ -93,7 +125,9 @@ def quantize_model(
     for name, (layer, component) in targets.items():
         parent_name, _, leaf = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, leaf, QuantLinear(getattr(parent, leaf), layer, component, router, smooth.get(name)))
+        requantize = config.act_scale == "static-clamped" and component in REQUANTIZED_COMPONENTS
+        setattr(parent, leaf, QuantLinear(getattr(parent, leaf), layer, component, router, smooth.get(name),
+                                          requantize))
     if config.attention:
         _quantize_attention(model, router)
     model.register_forward_pre_hook(_stage_hook(router), with_kwargs=True)

@@ -2,6 +2,8 @@
 
 Weights: one scale per output channel. Activations: one dynamic scale per token (row). The
 integer range is [-127, 127] so that negation never overflows and the grid is symmetric.
+`requantize_clamped` is the other activation scale (docs/quantization-modes.md): a row snapped to
+the grid of the error-free row's scale and clamped, as ReaLM's error injector re-quantizes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ def quantize_columns(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """INT8 values and float32 scales (shape (..., 1, N)), one scale per column (dim -2 reduced)."""
     q, scale = quantize_rows(x.transpose(-1, -2))
     return q.transpose(-1, -2).contiguous(), scale.transpose(-1, -2)
+
+
+def requantize_clamped(y: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """`y` fake-quantized per row with the scale of `clean` (the same rows without errors), clamped to +-127.
+
+    An element of `y` larger than its row of `clean` allows saturates at +-max|clean row|, however
+    large the error that made it.
+    """
+    scale = clean.abs().amax(dim=-1, keepdim=True).clamp_min(_EPS) / QMAX
+    return torch.round(y / scale).clamp_(-QMAX, QMAX) * scale
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,8 @@ def result_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, polic
     if pes is None:
         differ = y != exact
         wrong = np.count_nonzero(differ)
+        if wrong == 0:
+            return GemmResult(y, exact_stats(plan, policy), wrong=0)
         if wrong > y.size // DENSE_FRACTION:
             return GemmResult(y, _dense_stats(y, exact, plan, policy), wrong=wrong)
         # flat indices: numpy's 2-D nonzero is several times slower

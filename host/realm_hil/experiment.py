@@ -17,6 +17,7 @@ from .abft.recovery import ProtectedGemm, SoftwareFaultAccelerator
 from .backends.registry import backend_spec, backends_with, open_accelerator, options_for
 from .error_models import RealmModel, SeededFaults
 from .errors import InputError
+from .governor import KNOBS, Governor, GovernorConfig, WindowRecord, device_profile, governed, plot_traces, write_trace
 from .llm.gemm import GemmLog, GemmRouter, TorchIntMM
 from .llm.model import DEFAULT_MODEL, load_config, load_model
 from .llm.offload import W8A8Config, quantize_model
@@ -24,6 +25,7 @@ from .llm.perplexity import perplexity
 from .llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, Selection, named_components
 from .llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
 from .results import atomic_write_json, atomic_write_text
+from .timing.thermal import Environment
 
 # Default overclock relative to nominal: inside the band where the first timing errors appear.
 DEFAULT_OVERCLOCK = 1.12
@@ -76,6 +78,10 @@ class RunConfig:
     # a second backend that reruns one point (the highest clock, the first protecting policy, timing
     # errors) on the first window: with the same seed and profile it must report identical figures
     confirm_on: str | None = None
+    # a closed loop instead of fixed clocks: "clock" or "voltage" (governor.py), one governed run per policy
+    governor: str | None = None
+    governor_window: int = GovernorConfig.window_gemms
+    environment: Environment | None = None  # sim, twin: the die's ambient (timing/thermal.py) [sign-off corner]
 
     def __post_init__(self) -> None:
         can = backend_spec(self.backend).capabilities
@@ -109,6 +115,19 @@ class RunConfig:
         # timing first at every clock: the realm rows take their rate from it
         self.error_models = ["timing", *dict.fromkeys(m for m in self.error_models if m != "timing")]
         self.backend_options()  # what the backend cannot use fails here, before the device opens
+        if self.governor is not None:
+            if self.governor not in KNOBS:
+                raise InputError(f"the governor moves one of {', '.join(KNOBS)}, got {self.governor!r}")
+            if self.clocks_mhz:
+                raise InputError("the governor chooses the clock: give --governor or --clock-mhz, not both")
+            if self.error_models != ["timing"]:
+                raise InputError("the governor runs on the backend's own timing errors (--error-model timing)")
+            if self.confirm_on is not None:
+                raise InputError("--confirm reruns a fixed clock; it does not combine with --governor")
+            if self.governor == "voltage" and not can.voltage:
+                raise InputError(f"the supply of the {self.backend} backend cannot be set from here: govern the "
+                                 f"clock, or the supply on {' or '.join(backends_with('voltage'))}")
+            GovernorConfig(knob=self.governor, window_gemms=self.governor_window)
         if self.confirm_on is not None:
             dies = backends_with("models_die")
             if self.confirm_on == self.backend or self.confirm_on not in dies:
@@ -129,7 +148,7 @@ class RunConfig:
         """The options of this run's backend (or of `backend`, the confirming one) from the run's values."""
         return options_for(backend or self.backend, array_n=self.array_n, profile=self.profile, seed=self.seed,
                            emulate_checks=self.emulate_checks, address=self.board_address,
-                           board_name=self.board_name, manifest=self.manifest)
+                           board_name=self.board_name, manifest=self.manifest, environment=self.environment)
 
 
 @dataclass
@@ -199,6 +218,7 @@ class RunReport:
     breakdown: dict  # "clock/policy" -> component -> summed statistics
     seed: int
     confirmation: Confirmation | None = None
+    governor_traces: dict[str, list[WindowRecord]] = field(default_factory=dict)  # policy -> windows
     version: str = __version__
 
     def table(self) -> str:
@@ -223,11 +243,17 @@ class RunReport:
         return {"version": self.version, "config": asdict(self.config), "model": self.model, "tokens": self.tokens,
                 "seed": self.seed, "float_ppl": self.float_ppl, "w8a8_ppl": self.w8a8_ppl,
                 "rows": [asdict(r) for r in self.rows], "breakdown": self.breakdown,
-                "confirmation": None if self.confirmation is None else asdict(self.confirmation)}
+                "confirmation": None if self.confirmation is None else asdict(self.confirmation),
+                "governor_traces": {p: [asdict(r) for r in t] for p, t in self.governor_traces.items()}}
 
     def save(self, out_dir: Path) -> None:
         atomic_write_json(Path(out_dir) / "results.json", self.to_dict())
         atomic_write_text(Path(out_dir) / "table.txt", self.table() + "\n")
+        for policy, trace in self.governor_traces.items():
+            write_trace(trace, out_dir, f"governor-{policy}")
+        if self.governor_traces:
+            plot_traces(self.governor_traces, Path(out_dir) / "governor.png",
+                        f"{self.config.governor} governor on {self.config.backend}")
 
 
 def _num(value: float, signed: bool = False) -> str:
@@ -300,6 +326,11 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
     _require_selected(router, config)
     rows, breakdown = [], {}
     nominal = acc.clock_mhz
+    if config.governor is not None:
+        traces = _governed_runs(config, acc, recovery, profile, router, evaluate, rows, breakdown,
+                                (float_ppl, w8a8_ppl))
+        return RunReport(config, loaded.name, int(windows.numel()), float_ppl, w8a8_ppl, rows, breakdown,
+                         config.seed, governor_traces=traces)
     try:
         for clock in clocks:
             applied = acc.set_clock(clock, force=config.force_clock)
@@ -338,6 +369,37 @@ def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progres
         confirmation = _confirm(config, acc, recovery, profile, router, loaded.model, windows[:1], clocks)
     tokens = int(windows.numel())
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed, confirmation)
+
+
+def _governed_runs(config: RunConfig, acc, recovery, profile, router: GemmRouter, evaluate, rows: list[RunRow],
+                   breakdown: dict, baselines: tuple[float, float]) -> dict[str, list[WindowRecord]]:
+    """One evaluation per policy with the governor moving the operating point; rows get the tile-weighted clock."""
+    gov = GovernorConfig(knob=config.governor, window_gemms=config.governor_window)
+    device = device_profile(acc)
+    traces = {}
+    try:
+        for policy in config.policies:
+            protected = ProtectedGemm(acc, policy, profile, recovery, nominal_mhz=acc.nominal.clock_mhz, measure=True)
+            with governed(protected, Governor(gov, device), gov.window_gemms, device) as engine:
+                router.backend = engine
+                router.log.clear()
+                start = time.perf_counter()
+                ppl = evaluate(f"{config.backend} {config.governor} governor {policy}")
+            trace = traces[policy] = engine.trace
+            tiles = sum(r.tiles for r in trace) or 1
+            clock = sum(r.clock_mhz * r.tiles for r in trace) / tiles
+            summary = summarize(router.log)
+            totals, cost = _totals(summary), protected.cost
+            rows.append(RunRow(
+                acc.name, "timing", clock, policy, ppl, ppl - baselines[0], ppl - baselines[1], len(router.log),
+                totals["tiles"], totals["tiles_err"], totals["tiles_recover"], cost.element_error_rate,
+                cost.tiles_recomputed, cost.tiles_corrected, cost.elements_cleared, cost.elements_wrong_after,
+                cost.recompute_fraction, cost.throughput_vs_nominal, cost.energy_vs_nominal,
+                time.perf_counter() - start, *_board_sensors(acc)))
+            breakdown[f"governor/{policy}"] = {**summary, "cost": cost.to_dict()}
+    finally:
+        router.backend = TorchIntMM()
+    return traces
 
 
 def _board_sensors(acc) -> tuple[float | None, float | None]:

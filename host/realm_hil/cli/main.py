@@ -47,7 +47,7 @@ def _usage(exc: click.UsageError) -> UserError:
 COMMAND_MODULES = {
     "info": "info", "gemm": "gemm", "run": "run", "bench": "bench", "sweep-clock": "sweep",
     "characterize": "characterize", "compare": "compare", "calibrate": "compare", "serve": "serve",
-    "resources": "resources",
+    "resources": "resources", "guardband": "guardband",
 }
 
 

@@ -14,7 +14,9 @@ from ..backends.registry import backends_with
 from ..errors import InputError
 from ..experiment import RunConfig, realm_bit, run_experiment
 from ..fpga.manifest import BOARDS
+from ..governor import KNOBS, GovernorConfig
 from ..llm.text import WIKITEXT2
+from ..timing.thermal import AmbientTrace, ThermalEnvironment
 from .options import MHZ, SEED, backend_option, emulate_checks_option, out_dir_option
 
 
@@ -37,6 +39,20 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
     except InputError as exc:
         raise click.BadParameter(str(exc)) from None
     return names
+
+
+def _ambient(_ctx, _param, value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in value.split(":")]
+        if len(parts) == 1:
+            return AmbientTrace.constant(parts[0])
+        if len(parts) == 3:
+            return AmbientTrace.ramp(*parts)
+    except (ValueError, InputError) as exc:
+        raise click.BadParameter(f"{value!r}: {exc}") from None
+    raise click.BadParameter(f"an ambient is C or START:END:SECONDS, got {value!r}")
 
 
 @click.command()
@@ -79,11 +95,21 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
 @click.option("--confirm", "confirm_on", type=click.Choice(backends_with("models_die")),
               help="rerun one point (highest clock, first protecting policy) on the first window on this second "
                    "model of the same die; its figures must be identical")
+@click.option("--governor", type=click.Choice(KNOBS),
+              help="a closed loop on the clock (or the supply at the rated clock) driven by the statistics unit, "
+                   "one governed evaluation per --abft policy; out-dir gets its trace and plot")
+@click.option("--governor-window", default=GovernorConfig.window_gemms, show_default=True, type=click.IntRange(1),
+              help="GEMMs per governor window")
+@click.option("--ambient", callback=_ambient,
+              help="sim, twin: the die's ambient in C, constant (45) or a ramp START:END:SECONDS (25:70:600) "
+                   "[the sign-off corner: slowest die, junction held at its binding temperature]")
+@click.option("--time-compression", default=1.0, show_default=True, type=MHZ,
+              help="modeled thermal seconds per second of array time (with --ambient)")
 @out_dir_option(None, "write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def run(board, board_name, manifest, backend, model, text, dataset, tokens, window, clocks, policies, error_models,
         abft_profile, recover_on, layers, components, stages, attention, profile, seed, force_clock, emulate_checks,
-        confirm_on, out_dir, as_json) -> None:
+        confirm_on, governor, governor_window, ambient, time_compression, out_dir, as_json) -> None:
     """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
     config = RunConfig(
         backend="board" if board else backend, model=model, text=dataset or text, tokens=tokens, window=window,
@@ -92,7 +118,8 @@ def run(board, board_name, manifest, backend, model, text, dataset, tokens, wind
         stages=stages, attention=attention, profile=profile,
         board_address=None if board in (None, "local") else board, board_name=board_name,
         manifest=None if manifest is None else str(manifest), force_clock=force_clock,
-        emulate_checks=emulate_checks, confirm_on=confirm_on,
+        emulate_checks=emulate_checks, confirm_on=confirm_on, governor=governor, governor_window=governor_window,
+        environment=None if ambient is None else ThermalEnvironment(ambient, time_compression),
     )
     with contextlib.ExitStack() as stack:
         bar = None

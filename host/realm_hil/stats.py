@@ -217,6 +217,9 @@ def empty_tile_stats() -> TileStats:
 def _floor_log2(values: np.ndarray) -> np.ndarray:
     """floor(log2 v) for positive integers up to 2^64 - 1, exact (no float rounding)."""
     v = values.astype(np.uint64)
+    if v.size and v.max() < np.uint64(1 << 53):
+        # every such integer is a float64 exactly, and frexp's exponent is exact
+        return np.frexp(v.astype(np.float64))[1].astype(np.int64) - 1
     out = np.zeros(v.shape, dtype=np.int64)
     for shift in (32, 16, 8, 4, 2, 1):
         big = v >= (np.uint64(1) << np.uint64(shift))

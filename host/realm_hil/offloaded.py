@@ -93,6 +93,9 @@ class PointCost:
     throughput: float  # useful MAC/s including recovery, relative to nominal without protection
     energy: float  # modeled energy per useful MAC relative to nominal (abft/cost.py)
     seconds: float
+    # a board's die temperature and VCCINT (its system monitor) when the measurement ended; None elsewhere
+    die_temp_c: float | None = None
+    vccint_v: float | None = None
 
 
 @dataclass
@@ -163,6 +166,12 @@ def matched_rate(done: list[Measured], clock_mhz: float) -> float:
     timing = [m.cost for m in done if m.point.clock_mhz == clock_mhz and m.point.error_model == "timing"]
     exact = [c for c in timing if c.residual_errors == 0]
     return (exact or timing)[0].element_error_rate
+
+
+def sensor_readings(acc) -> tuple[float | None, float | None]:
+    """Die temperature and VCCINT from a board's (or a served board's) info; None for a backend without them."""
+    info = acc.info() if acc.name == "board" else {}
+    return info.get("die_temp_c"), info.get("vccint_v")
 
 
 class OffloadedModel:
@@ -255,7 +264,7 @@ class OffloadedModel:
                             len(router.log), counts["tiles"], counts["tiles_err"], counts["tiles_recover"],
                             cost.element_error_rate, cost.tiles_recomputed, cost.tiles_corrected,
                             cost.elements_cleared, cost.elements_wrong_after, cost.recompute_fraction,
-                            cost.throughput_vs_nominal, cost.energy_vs_nominal, seconds),
+                            cost.throughput_vs_nominal, cost.energy_vs_nominal, seconds, *sensor_readings(acc)),
                             {**summary, "cost": cost.to_dict()}))
         finally:
             acc.set_clock(nominal)

@@ -22,7 +22,7 @@ from .toolchain import cache_dir
 log = logging.getLogger("realm_hil.remote")
 
 # the settings of each mode, keyed by pynq_remote; a setting of the other mode is refused
-_MODE_SETTINGS = {False: ("backend", "token_file", "max_elements", "idle_timeout", "allow_force"),
+_MODE_SETTINGS = {False: ("backend", "token_file", "max_elements", "idle_timeout", "allow_force", "manifest"),
                   True: ("board_name", "array_n", "seed", "overlay_dir")}
 
 
@@ -38,6 +38,9 @@ class ServeConfig:
     max_elements: int | None = None  # [ServerConfig.max_elements]
     idle_timeout: float | None = None  # seconds [ServerConfig.idle_timeout_s]
     allow_force: bool = False  # let clients force clocks past the board's safety ceiling
+    # the board backend's bitstream manifest, the overlay files beside it [bitstreams/manifest.json]; a board
+    # that installed the wheel has its copy of bitstreams/ wherever it was put
+    manifest: Path | None = None
     # a simulated PYNQ.remote board (SimBoardConfig)
     board_name: str | None = None
     array_n: int | None = None
@@ -84,7 +87,8 @@ def _serve_accelerator(config: ServeConfig) -> None:
     if config.token_file is not None and stat.S_IMODE(config.token_file.stat().st_mode) & 0o077:
         log.warning("token file %s is readable by other users; chmod 600 it", config.token_file)
     server_config = config.server_config()
-    with _StopSignals() as signals, open_accelerator(config.backend or "board") as acc:
+    options = {} if config.manifest is None else {"manifest": config.manifest}
+    with _StopSignals() as signals, open_accelerator(config.backend or "board", **options) as acc:
         with RemoteServer(acc, token, config.bind, server_config) as server:
             log.info("serving %s on %s, nominal clock %g MHz; Ctrl-C to stop",
                      acc.name, server.address, server.nominal_mhz)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .accelerator import Accelerator
 from .backends.registry import backend_spec, backends_with, open_accelerator, options_for
-from .errors import InputError
+from .errors import InputError, MissingDependency, missing_dependency
 from .results import atomic_write_text
 from .tiling import int32_gemm, pad_to_tiles
 from .workload import Gemm, random_workload
@@ -120,14 +120,23 @@ class SweepResult:
                          f"{p.false_alarm_rate:9.3g} {p.missed_rate:9.3g}  {wrong.max() if wrong.size else '-'}")
         return "\n".join(lines)
 
-    def save(self, out_dir: Path) -> tuple[Path, Path]:
-        """sweep.csv and sweep.png in out_dir."""
+    def save(self, out_dir: Path) -> tuple[Path, Path | MissingDependency]:
+        """sweep.csv and sweep.png in out_dir; for the PNG, why not when matplotlib is not installed.
+
+        The CSV holds every number; a board, whose image may lack matplotlib, still gets it.
+        """
         c = self.config
         checks = ", checksums overclocked" if c.emulate_checks else ""
-        paths = (Path(out_dir) / "sweep.csv", Path(out_dir) / "sweep.png")
-        write_csv(self.points, paths[0])
-        plot(self.points, paths[1], f"{c.backend} / {c.profile}: {c.workload} workload, seed {c.seed}{checks}")
-        return paths
+        csv_path, png_path = Path(out_dir) / "sweep.csv", Path(out_dir) / "sweep.png"
+        write_csv(self.points, csv_path)
+        try:
+            plot(self.points, png_path, f"{c.backend} / {c.profile}: {c.workload} workload, seed {c.seed}{checks}")
+        except ModuleNotFoundError as exc:
+            missing = missing_dependency(exc, "sweep.png")
+            if missing is None or missing.package != "matplotlib":
+                raise
+            return csv_path, missing
+        return csv_path, png_path
 
 
 def run_sweep(config: SweepConfig, progress: Progress | None = None) -> SweepResult:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from oracles import int32_matmul
 
 from realm_hil.backends.reference import stats_against_exact
 from realm_hil.backends.twin import TwinAccelerator
@@ -98,6 +101,59 @@ def test_nominal_is_plain_gemm():
         w = rng.integers(-128, 128, size=(k, n), dtype=np.int8)
         expect = (x.astype(np.int64) @ w.astype(np.int64)).astype(np.int32)
         np.testing.assert_array_equal(timed_gemm(x, w, table, 8), expect)
+
+
+def onset_table(pes: str, n: int, seed: int) -> np.ndarray:
+    """The slack table of die `seed` at a clock where one PE, a few, or all of them can err (checked)."""
+    first = first_error_clock(PROFILE, n, seed)
+    clock = {"one": math.nextafter(first, math.inf), "few": first + 4.0, "all": clock_for_median_slack(15)}[pes]
+    table = slack_table(PROFILE, clock, n, seed)
+    can_err = int((table < 31).sum())
+    assert {"one": can_err == 1, "few": 1 < can_err < n * n, "all": can_err == n * n}[pes], can_err
+    return table
+
+
+# tiny, fewer rows or columns than the array, and neither a multiple of n
+SPARSE_SHAPES = [(1, 1, 1), (1, 9, 3), (3, 40, 2), (7, 33, 9), (21, 150, 37), (45, 200, 83)]
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+@pytest.mark.parametrize("pes", ["one", "few", "all"])
+def test_exact_product_path_matches_oracle(pes, portable):
+    """Given the exact product, the twin emulates only the PEs that can err; the result is the oracle's."""
+    rng = np.random.default_rng(["one", "few", "all"].index(pes))
+    for n, seed in [(4, 1), (8, 0), (16, 0)]:
+        table = onset_table(pes, n, seed)
+        wrong = 0
+        for m, k, cols in SPARSE_SHAPES:
+            # small operands keep the sums near zero, where the long carry chains of the onset are
+            # (LLM accumulators cross zero all the time); full-range ones exercise every bit
+            for low, high in [(-2, 3), (-128, 128)]:
+                x = rng.integers(low, high, size=(m, k), dtype=np.int8)
+                w = rng.integers(low, high, size=(k, cols), dtype=np.int8)
+                exact = int32_matmul(x, w)
+                want = oracle(x, w, table)
+                got = timed_gemm(x, w, table, n, exact=exact, portable=portable)
+                np.testing.assert_array_equal(got, want)
+                np.testing.assert_array_equal(timed_gemm(x, w, table, n, portable=portable), want)
+                wrong += int(np.count_nonzero(want != exact))
+        assert wrong > 0, (n, seed)  # the PEs that can err did err
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_exact_product_path_touches_only_pes_that_can_err(portable):
+    # Every L in -1..31 (as above); `exact` holds a sentinel so elements taken from it are visible.
+    rng = np.random.default_rng(6)
+    table = np.resize(np.arange(-1, 32), 36).reshape(6, 6)
+    for m, k, cols in [(40, 70, 53), (5, 3, 4)]:
+        x = rng.integers(-128, 128, size=(m, k), dtype=np.int8)
+        w = rng.integers(-128, 128, size=(k, cols), dtype=np.int8)
+        sentinel = np.full((m, cols), 123456789, dtype=np.int32)
+        got = timed_gemm(x, w, table, 6, exact=sentinel, portable=portable)
+        can_err = (table < 31)[np.arange(m) % 6][:, np.arange(cols) % 6]
+        np.testing.assert_array_equal(got[~can_err], 123456789)
+        np.testing.assert_array_equal(got[can_err], oracle(x, w, table)[can_err])
+        assert (sentinel == 123456789).all()  # the caller's array is not written
 
 
 def test_empty_dimensions():
@@ -241,6 +297,10 @@ def test_rejects_bad_inputs():
         timed_gemm(x, w, table, 8)
     with pytest.raises(ValueError, match="slack"):
         timed_gemm(x, w, table.astype(float), 4)
+    with pytest.raises(ValueError, match="exact"):
+        timed_gemm(x, w, table, 4, exact=np.zeros((2, 4), np.int64))
+    with pytest.raises(ValueError, match="exact"):
+        timed_gemm(x, w, table, 4, exact=np.zeros((4, 2), np.int32))
     y = np.zeros((2, 4), np.int32)
     with pytest.raises(ValueError, match="check slack"):
         timed_checksums(x, w, y, table, 4)

@@ -1,13 +1,19 @@
 """The twin and the Verilated RTL emulate timing errors identically: outputs and every statistic,
 with exact checksums (the default) and with the checksum accumulators emulated too (EMU_CHECKS)."""
 
+import math
+
 import numpy as np
 import pytest
 
 import realm_hil
+from realm_hil.benchmarks import twin_vs_rtl
 from realm_hil.stats import PolicyConfig
 from realm_hil.sweep import wrong_tiles
 from realm_hil.tiling import int32_gemm
+from realm_hil.timing.device_profile import load_profile
+from realm_hil.timing.slack import first_error_clock, slack_table
+from realm_hil.timing.twin_kernel import timed_gemm
 
 # nominal, first errors, onset band, heavy, all-stale (pynq-z2: first errors ~110 MHz, all stale ~143)
 CLOCKS = [100.0, 112.0, 118.0, 125.0, 135.0, 160.0]
@@ -41,6 +47,54 @@ def test_twin_matches_rtl_bit_for_bit(pair, mhz):
         assert np.array_equal(sim.last_stats.row_dev, twin.last_stats.row_dev)
         errors += int(np.count_nonzero(y_sim != int32_gemm(x, w)))
     assert (errors == 0) == (mhz == CLOCKS[0])
+
+
+def onset_clock(pes: str, seed: int) -> float:
+    """pynq-z2 clocks where one PE of die `seed`, a few, and all of them can err."""
+    profile = load_profile("pynq-z2")
+    first = first_error_clock(profile, 8, seed)
+    heavy = 1000 / (profile.t_base_ns + 15.5 * profile.tau_ns_per_bit)  # median PE at L = 15
+    return {"one": math.nextafter(first, math.inf), "few": first + 4.0, "all": heavy}[pes]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pes", ["one", "few", "all"])
+def test_exact_product_path_matches_rtl(pair, pes):
+    """The twin kernel given the exact product emulates only the PEs that can err: still the RTL's result."""
+    sim, _ = pair
+    mhz = onset_clock(pes, seed=7)
+    assert sim.set_clock(mhz, force=True) == mhz
+    table = slack_table("pynq-z2", mhz, 8, seed=7)
+    can_err = int((table < 31).sum())
+    assert {"one": can_err == 1, "few": 1 < can_err < 64, "all": can_err == 64}[pes], can_err
+    rng = np.random.default_rng(can_err)
+    errors = 0
+    for m, k, n in [(1, 1, 1), (5, 3, 12), (19, 256, 27), (40, 300, 33)]:
+        # near-zero sums (as in an LLM's accumulators) reach the long carry chains of the onset
+        for low, high in [(-2, 3), (-128, 128)]:
+            x = rng.integers(low, high, size=(m, k), dtype=np.int8)
+            w = rng.integers(low, high, size=(k, n), dtype=np.int8)
+            exact = int32_gemm(x, w)
+            y_sim = sim.gemm(x, w).y
+            assert np.array_equal(timed_gemm(x, w, table, 8, exact=exact), y_sim)
+            errors += int(np.count_nonzero(y_sim != exact))
+    assert errors > 0
+
+
+@pytest.mark.sim
+def test_bench_twin_reports_onset_and_heavy_cases(monkeypatch):
+    shapes = ((9, 40, 20), (16, 64, 8))
+    onset, heavy = twin_vs_rtl.bench_twin_vs_rtl(shapes=shapes, repeats=1)
+    # pynq-z2, 8 x 8, seed 0: one PE can err 2 MHz past the first error, all of them when heavily overclocked
+    assert (onset["name"], onset["pes_can_err"], onset["sparse"]) == ("onset", 1, True)
+    assert (heavy["name"], heavy["pes_can_err"], heavy["sparse"]) == ("heavy", 64, False)
+    for case in (onset, heavy):
+        assert case["macs"] == 9 * 40 * 20 + 16 * 64 * 8
+        assert min(case[key] for key in case if key.endswith("_per_s")) > 0
+    # the check against the RTL can fail
+    monkeypatch.setattr(twin_vs_rtl, "timed_gemm", lambda x, w, *_, **__: np.zeros((len(x), w.shape[1]), np.int32))
+    with pytest.raises(RuntimeError, match="disagree"):
+        twin_vs_rtl.bench_twin_vs_rtl(shapes=shapes, repeats=1)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ class PynqAccelerator(Accelerator):
         self.driver = driver
         self.clock = clock
         self._on_close = on_close
+        self.sensors = None  # a board's system monitor (board_sensors.BoardSensors), read into info()
         # A server thread may still be in a GEMM when another closes: close waits for it, so the
         # device is never freed under a call. Reentrant, so a signal handler that closes on the
         # thread in the GEMM does not deadlock (the sim then refuses the GEMM's next step).
@@ -61,8 +62,12 @@ class PynqAccelerator(Accelerator):
             return self.clock.set(point, force=force)
 
     def info(self) -> dict:
-        return {**super().info(), "timing_emu": self.driver.timing_emu, "inject": self.driver.inject,
+        info = {**super().info(), "timing_emu": self.driver.timing_emu, "inject": self.driver.inject,
                 "emulate_checks": self.driver.emu_checks}
+        if self.sensors is not None:
+            reading = self.sensors.read()
+            info.update(die_temp_c=reading.die_temp_c, vccint_v=reading.vccint_v)
+        return info
 
     def close(self) -> None:
         """Restore the nominal clock, then free the driver and the device even when that fails.
@@ -127,5 +132,5 @@ def overlay_driver(overlay, entry) -> tuple[AccelDriver, BoardClock]:
         raise IncompatibleAccelerator(
             f"overlay reports a {driver.array_n}x{driver.array_n} array, manifest says {entry.array_n}")
     # Overlay() reprograms the PL clocks from the design's metadata, so the clock is set after it
-    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"])
+    clock = BoardClock(overlay, entry.board, BD_CELLS["clock_wizard"], driver.soft_reset)
     return driver, clock

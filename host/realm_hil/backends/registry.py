@@ -51,7 +51,7 @@ class BoardOptions:
     # None: this machine's board (or the first of $PYNQ_REMOTE_DEVICES); "HOST:PORT": a `realm-hil
     # serve` host; "pynq://HOST[:PORT]": a ZU board running the PYNQ.remote image
     address: str | None = None
-    board_name: str | None = None  # the overlay to load [pynq-z2 here; a pynq:// board's own]
+    board_name: str | None = None  # the overlay to load [the board's own: $BOARD here, a pynq:// board's name]
     manifest: Path | None = None  # the bitstream manifest, the overlay files beside it [bitstreams/manifest.json]
     token: str | bytes | None = None  # a `realm-hil serve` host's [$REALM_HIL_TOKEN]
 

@@ -7,12 +7,16 @@ import json
 import click
 
 
-def _emit(result: dict, as_json: bool) -> None:
+def _emit(result: dict | list[dict], as_json: bool) -> None:
+    """One result, or one per case (printed as blocks separated by a blank line)."""
     if as_json:
         click.echo(json.dumps(result, indent=2))
-    else:
-        for key, value in result.items():
-            click.echo(f"{key:>20}: {value:.4g}" if isinstance(value, float) else f"{key:>20}: {value}")
+        return
+    for i, case in enumerate(result if isinstance(result, list) else [result]):
+        if i:
+            click.echo("")
+        for key, value in case.items():
+            click.echo(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
 
 
 @click.group()
@@ -34,7 +38,7 @@ def bench_sim_cmd(array_n: int, as_json: bool) -> None:
 @click.option("--array-n", default=8, show_default=True, type=click.IntRange(4, 32))
 @click.option("--json", "as_json", is_flag=True)
 def bench_twin_cmd(array_n: int, as_json: bool) -> None:
-    """Software twin with the timing model active against the RTL simulation on the same GEMMs."""
+    """Software twin against the RTL simulation on the same GEMMs, near the error onset and heavily overclocked."""
     from ..benchmarks.twin_vs_rtl import bench_twin_vs_rtl
 
     _emit(bench_twin_vs_rtl(array_n=array_n), as_json)

@@ -44,7 +44,7 @@ def _error_models(_ctx, _param, value: str) -> list[str]:
               help="run on a PYNQ board: alone for this machine's board, --board HOST:PORT for `realm-hil serve`, "
                    "--board pynq://HOST[:PORT] for a ZU board running the PYNQ.remote image")
 @click.option("--board-name", type=click.Choice(BOARDS),
-              help="the overlay to load on this machine's board [pynq-z2] or a pynq:// one [the board's own]")
+              help="the overlay to load [the board's own: $BOARD on this machine's board, a pynq:// board's name]")
 @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
               help="bitstream manifest, the overlay files beside it [bitstreams/manifest.json]")
 @backend_option

@@ -44,6 +44,8 @@ def _check_seconds(ctx, param, value: float) -> float:
               help="seconds before an idle client is disconnected")
 @click.option("--allow-force", is_flag=True,
               help="let clients force clocks past the board's safety ceiling (refused by default)")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="--backend board: the bitstream manifest, the overlay files beside it [bitstreams/manifest.json]")
 @click.option("--pynq-remote", is_flag=True,
               help="instead, simulate a ZU board running the PYNQ.remote image (the Verilated accelerator) for "
                    "`realm-hil run --board pynq://...`; like PYNQ.remote it takes no token")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..sweep import SweepConfig, run_sweep
@@ -33,7 +35,11 @@ def sweep_clock_cmd(backend, profile, start, stop, steps, workload_kind, gemms, 
         result = run_sweep(config, progress)
     click.echo(result.table())
     csv_path, png_path = result.save(out_dir)
-    click.echo(f"wrote {csv_path} and {png_path}")
+    if isinstance(png_path, Path):
+        click.echo(f"wrote {csv_path} and {png_path}")
+    else:
+        click.echo(f"wrote {csv_path}")
+        click.echo(f"realm-hil: warning: no plot: {png_path}", err=True)
 
 
 COMMANDS = [sweep_clock_cmd]

@@ -20,10 +20,12 @@ from ..repo_files import ROOT, RTL
 BOARD_KEYS = (
     "realm_part",
     "realm_board_part",
+    "realm_board_store_item",
     "realm_ps_vlnv",
     "realm_ps_rule",
-    "realm_ps_preset",
+    "realm_ps_automation",
     "realm_ps_config",
+    "realm_ps_part_preset",
     "realm_ps_clk_param",
     "realm_ps_master",
     "realm_hp_port",
@@ -48,6 +50,8 @@ PS_PINS = {
         "realm_ps_clk_param": "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
     },
 }
+# the prefix of every configuration parameter of each PS IP
+PS_PARAM_PREFIX = {"xilinx.com:ip:processing_system7:5.5": "PCW_", "xilinx.com:ip:zynq_ultra_ps_e:3.5": "PSU__"}
 AXIL_SIGNALS = (
     "awaddr",
     "awprot",
@@ -81,9 +85,9 @@ class Port:
 
 
 def board_settings(path: Path) -> dict[str, str]:
-    """`set realm_<key> <value>` lines of a board.tcl; a braced value loses its outer braces."""
+    """`set realm_<key> <value>` lines of a board.tcl, continued lines joined; a braced value loses its outer braces."""
     settings = {}
-    for line in path.read_text().splitlines():
+    for line in re.sub(r"\\\n\s*", " ", path.read_text()).splitlines():
         match = re.match(r"\s*set\s+(realm_\w+)\s+(.*?)\s*$", line)
         if match:
             value = match[2]
@@ -91,6 +95,17 @@ def board_settings(path: Path) -> dict[str, str]:
                 value = value[1:-1]
             settings[match[1]] = value
     return settings
+
+
+def readme_boards(path: Path) -> dict[str, dict[str, str]]:
+    """The board table of fpga/README.md: board -> part, array N, safe and rated MHz as written."""
+    rows = {}
+    row = r"^\| `([\w-]+)`[^|]*\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|\s*$"
+    for match in re.finditer(row, path.read_text(), flags=re.M):
+        part, n, safe, rated = (cell.strip() for cell in match.groups()[1:])
+        rows[match[1]] = {"realm_part": part, "realm_n": n, "realm_safe_mhz": safe.removesuffix(" MHz"),
+                          "realm_rated_mhz": rated.removesuffix(" MHz")}
+    return rows
 
 
 def _strip_comments(verilog: str) -> str:
@@ -249,6 +264,22 @@ def problems(repo: Path = ROOT) -> list[str]:
                 f"match {port}[{ports[port].width if port in ports else '?'}]"
             )
 
+    # the board files: resolved by board_part.tcl (installed, from the store, or the part alone), never assumed
+    if "source [file join $realm_common board_part.tcl]" not in build_bd or "[realm_board_part " not in build_bd:
+        found.append("fpga/common/build_bd.tcl: does not look up the board files (board_part.tcl's realm_board_part)")
+    if re.search(r"set_property board_part \$realm_board_part\b", build_bd):
+        found.append("fpga/common/build_bd.tcl: sets board_part to board.tcl's pattern instead of the part found")
+    # the clock label the automation matches is Vivado's, from the pin's frequency (99.999 MHz on ZynqMP)
+    code = re.sub(r"^\s*#[^\n]*", "", build_bd, flags=re.M)
+    if not re.search(r"^set safe_hz \[get_property CONFIG\.FREQ_HZ \[get_bd_pins ps/\$realm_safe_clk\]\]$", code,
+                     flags=re.M):
+        found.append("fpga/common/build_bd.tcl: does not read the safe clock's frequency (safe_hz) from the PS pin")
+    if re.search(r"\(\d+(?:\.\d+)? MHz\)", code) or not re.search(r"^set safe_clk [^\n]*\$safe_hz", code, flags=re.M):
+        found.append("fpga/common/build_bd.tcl: a clock label with a fixed frequency; derive it from the pin's FREQ_HZ")
+    wizard = re.search(r"^set wiz \[(.*?)^\] \$wiz$", code, flags=re.S | re.M)
+    if wizard is None or "CONFIG.USE_SAFE_CLOCK_STARTUP true" not in wizard[1]:
+        found.append("fpga/common/build_bd.tcl: the Clocking Wizard lacks CONFIG.USE_SAFE_CLOCK_STARTUP true")
+
     env = (common / "env.tcl").read_text()
     cells = dict(re.findall(r"set realm_cell_(\w+) (\w+)", env))
     wanted = {
@@ -293,6 +324,19 @@ def problems(repo: Path = ROOT) -> list[str]:
                         f"fpga/{board}/board.tcl: {key} is {settings[key]}, "
                         f"{settings['realm_ps_vlnv']} calls it {value}"
                     )
+        if not re.fullmatch(r"\*:[\w-]+:part0:\*", settings["realm_board_part"]):
+            found.append(f"fpga/{board}/board.tcl: realm_board_part {settings['realm_board_part']} is not "
+                         "a pattern *:<board>:part0:* for any installed version")
+        prefix = PS_PARAM_PREFIX.get(settings["realm_ps_vlnv"], "")
+        for param in re.findall(r"CONFIG\.(\w+)", settings["realm_ps_part_preset"]):
+            if not param.startswith(prefix):
+                found.append(f"fpga/{board}/board.tcl: realm_ps_part_preset sets CONFIG.{param}, "
+                             f"not a parameter of {settings['realm_ps_vlnv']}")
+        documented = readme_boards(repo / "fpga" / "README.md").get(board)
+        for key in ("realm_part", "realm_n", "realm_safe_mhz", "realm_rated_mhz"):
+            if documented is None or float_or_text(documented[key]) != float_or_text(settings[key]):
+                found.append(f"fpga/README.md: the {board} row says {key} "
+                             f"{documented[key] if documented else '(no row)'}, board.tcl {settings[key]}")
         n = int(settings["realm_n"])
         if not 4 <= n <= 32:
             found.append(f"fpga/{board}/board.tcl: realm_n {n} is outside 4..32 (realm_accel.v)")
@@ -319,6 +363,13 @@ def problems(repo: Path = ROOT) -> list[str]:
                 f"regmap.yaml has {len(expected_registers(spec, n))}"
             )
     return found
+
+
+def float_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def main() -> int:

@@ -2,9 +2,9 @@
 
 A .bit, a .hwh and a manifest entry, as `make -C fpga install` would leave them, describing the PL
 the PYNQ.remote sim server simulates: the block design of fpga/common/build_bd.tcl (realm_accel, its
-AXI DMA and the Clocking Wizard behind the PS) at ZynqMP addresses. The client loads it exactly like
-a built overlay: sha256 and register map checked against the manifest, .hwh parsed by pynq, .bit
-converted by pynq and written to the board's fpga_manager.
+AXI DMA and the Clocking Wizard behind the PS) at ZynqMP addresses, or that design without its
+wizard. The client loads it exactly like a built overlay: sha256 and register map checked against
+the manifest, .hwh parsed by pynq, .bit converted by pynq and written to the board's fpga_manager.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class SimBoardConfig:
     board: str = "zcu104"  # the ZU board simulated: its name, timing profile and overlay entry
     array_n: int = 8
     seed: int = 0  # per-PE variation map of the modeled array clock
+    clock_wizard: bool = True  # False: a PL whose array clock no host can move (realm-hil refuses it)
 
     def __post_init__(self) -> None:
         if self.board not in BOARD_NAMES:
@@ -54,7 +55,8 @@ def sim_bitfile(config: SimBoardConfig) -> bytes:
         value = text.encode() + b"\x00"
         return key + struct.pack(">H", len(value)) + value
 
-    payload = (f"realm-hil simulated PL: {config.board}, realm_accel N={config.array_n}, "
+    wizard = "" if config.clock_wizard else ", no clocking wizard"
+    payload = (f"realm-hil simulated PL: {config.board}, realm_accel N={config.array_n}{wizard}, "
                f"register map {regmap.VERSION_VALUE:#010x}").encode()
     payload += b"\x00" * (-len(payload) % 4)  # fpga_manager takes whole 32-bit words
     return b"".join([
@@ -78,8 +80,11 @@ def sim_hwh(config: SimBoardConfig) -> str:
     modules = ElementTree.SubElement(root, "MODULES")
 
     def module(name: str, vlnv: str, params: dict, slaves=(), masters=()) -> ElementTree.Element:
+        # IS_PL as Vivado writes it: pynqmetadata before 0.2 (with pynq 3.x) finds the PS by it alone
+        modtype = vlnv.split(":")[2]
         element = ElementTree.SubElement(modules, "MODULE", FULLNAME=f"/{name}", INSTANCE=name,
-                                         MODTYPE=vlnv.split(":")[2], VLNV=vlnv)
+                                         IS_PL="FALSE" if modtype == "zynq_ultra_ps_e" else "TRUE",
+                                         MODTYPE=modtype, VLNV=vlnv)
         parameters = ElementTree.SubElement(element, "PARAMETERS")
         for key, value in params.items():
             ElementTree.SubElement(parameters, "PARAMETER", NAME=key, VALUE=str(value))
@@ -106,9 +111,11 @@ def sim_hwh(config: SimBoardConfig) -> str:
                 slaves=["S_AXI_HP0_FPD"], masters=["M_AXI_HPM0_FPD"])
     memory_map = ElementTree.SubElement(ps, "MEMORYMAP")
     cells = regmap.BD_CELLS
-    for cell, itf, base, size in ((cells["accelerator"], "s_axil", PL_ACCEL_BASE, regmap.WINDOW),
-                                  (cells["dma"], "S_AXI_LITE", PL_DMA_BASE, PL_DMA_RANGE),
-                                  (cells["clock_wizard"], "s_axi_lite", PL_WIZARD_BASE, WIZARD_RANGE)):
+    slaves = [(cells["accelerator"], "s_axil", PL_ACCEL_BASE, regmap.WINDOW),
+              (cells["dma"], "S_AXI_LITE", PL_DMA_BASE, PL_DMA_RANGE)]
+    if config.clock_wizard:
+        slaves.append((cells["clock_wizard"], "s_axi_lite", PL_WIZARD_BASE, WIZARD_RANGE))
+    for cell, itf, base, size in slaves:
         ElementTree.SubElement(memory_map, "MEMRANGE", ADDRESSBLOCK="Reg", BASENAME="C_BASEADDR",
                                BASEVALUE=f"0x{base:08X}", HIGHNAME="C_HIGHADDR",
                                HIGHVALUE=f"0x{base + size - 1:08X}", INSTANCE=cell,
@@ -121,8 +128,9 @@ def sim_hwh(config: SimBoardConfig) -> str:
         "c_m_axi_mm2s_data_width": 16 * n, "c_m_axis_mm2s_tdata_width": 16 * n,
         "c_m_axi_s2mm_data_width": 32 * n, "c_s_axis_s2mm_tdata_width": 32 * n,
     }, slaves=["S_AXI_LITE"], masters=["M_AXI_MM2S", "M_AXI_S2MM"])
-    module(cells["clock_wizard"], "xilinx.com:ip:clk_wiz:6.0", {"USE_DYN_RECONFIG": "true"},
-           slaves=["s_axi_lite"])
+    if config.clock_wizard:
+        module(cells["clock_wizard"], "xilinx.com:ip:clk_wiz:6.0",
+               {"USE_DYN_RECONFIG": "true", "USE_SAFE_CLOCK_STARTUP": "true"}, slaves=["s_axi_lite"])
     return ElementTree.tostring(root, encoding="unicode")
 
 

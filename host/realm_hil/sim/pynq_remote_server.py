@@ -6,8 +6,11 @@ buffers. This module implements the same services, from the protobuf definitions
 (pynq.remote.*_pb2_grpc), for a board whose hardware is simulated:
 
 - the PL is the Verilated realm_accel with its DMA model (SimDevice) and a Clocking Wizard whose
-  output is the modeled array clock, at the addresses of the overlay write_sim_overlay() describes;
-  writing that overlay's image name to fpga_manager programs it (a hard reset), nothing else will;
+  output is the modeled array clock (sim/clock_wizard.py), at the addresses of the overlay
+  write_sim_overlay() describes; writing that overlay's image name to fpga_manager programs it (a
+  hard reset), nothing else will. While the wizard relocks the array clock is stopped, and whatever
+  the array holds is lost until the host resets it (CTRL.SOFT_RESET) with the clock running again:
+  until then every accumulator bit comes out stale;
 - the PS is the few registers pynq touches from a workstation (PL clock dividers, AXI port widths),
   held as plain memory;
 - the file system holds what pynq reads (/proc/version, the board name, fpga_manager state) and
@@ -23,6 +26,7 @@ from __future__ import annotations
 import itertools
 import struct
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -40,22 +44,13 @@ from pynq.remote import (
 )
 
 from .. import regmap
-from ..clock_generators import (
-    CLKWIZ_CFG0,
-    CLKWIZ_CLKOUT0_DIV,
-    CLKWIZ_LOAD,
-    CLKWIZ_STATUS,
-    MMCM_ULTRASCALE_PLUS,
-    WIZARD_INPUT_MHZ,
-    mmcm_setting,
-    setting_from_registers,
-)
 from ..driver import AccelDriver
 from ..errors import RealmError
 from ..operating_point import OperatingPoint
 from ..remote.protocol import parse_address
 from .array_clock import SimClock
 from .binding import SimModel
+from .clock_wizard import ClockWizardModel, WizardTiming
 from .device import ACCEL_BASE, DMA_BASE, SimDevice
 from .overlay import (
     BOARD_NAMES,
@@ -72,6 +67,9 @@ BOARD_NAME_FILE = "/proc/device-tree/chosen/pynq_board"
 FIRMWARE_DIR = "/lib/firmware/"
 FPGA_MANAGER = "/sys/class/fpga_manager/fpga0/"
 CHUNK_BYTES = 1 << 20
+EVENTS_KEPT = 10_000
+# slack of a PE whose every accumulator bit comes out stale (realm_accel.v: L < 0)
+STALE_SLACK = -128
 PS_BLOCK_BYTES = 0x100
 _PL_REF = (1 << 24) | (1 << 16) | (15 << 8)  # CLKACT, DIVISOR1 = 1, DIVISOR0 = 15, IOPLL
 # Reset values of the PS registers pynq reads: IOPLL 33.333 MHz x 90 / 2 = 1500 MHz, each PL clock
@@ -103,38 +101,14 @@ class _Window:
     pl: bool  # answers only while the PL is programmed
 
 
-class _ClockWizardModel:
-    """The Clocking Wizard's dynamic reconfiguration registers (PG065): LOAD applies CFG0 and CLKOUT0."""
-
-    def __init__(self, apply: Callable[[float], None]) -> None:
-        self._apply = apply
-        self._registers: dict[int, int] = {}
-
-    def power_up(self, mhz: float) -> None:
-        setting = mmcm_setting(mhz, WIZARD_INPUT_MHZ, MMCM_ULTRASCALE_PLUS)
-        self._registers = {CLKWIZ_STATUS: 1, **setting.registers()}
-
-    @property
-    def mhz(self) -> float:
-        cfg0, div = self._registers[CLKWIZ_CFG0], self._registers[CLKWIZ_CLKOUT0_DIV]
-        return setting_from_registers(cfg0, div, WIZARD_INPUT_MHZ).output_mhz
-
-    def read(self, offset: int) -> int:
-        return self._registers.get(offset, 0)
-
-    def write(self, offset: int, value: int) -> None:
-        if offset == CLKWIZ_LOAD:
-            # the MMCM relocks at once in simulation; LOAD itself reads back as 0
-            if value & 1:
-                self._apply(self.mhz)
-        elif offset != CLKWIZ_STATUS:
-            self._registers[offset] = value
-
-
 class SimBoard:
-    """The simulated ZU board behind the services: files, PS registers, PL windows and buffers."""
+    """The simulated ZU board behind the services: files, PS registers, PL windows and buffers.
 
-    def __init__(self, config: SimBoardConfig | None = None) -> None:
+    events holds the latest wizard loads, drops, locks and status reads and the array resets, each as
+    (what, board cycle, value), for tests to check the order the host did things in.
+    """
+
+    def __init__(self, config: SimBoardConfig | None = None, wizard_timing: WizardTiming | None = None) -> None:
         self.config = config = config or SimBoardConfig()
         self.device = SimDevice(SimModel(config.array_n))
         self.image = bit2bin(sim_bitfile(config))
@@ -145,14 +119,18 @@ class SimBoard:
             FPGA_MANAGER + "flags": b"0\n",
         }
         self.clock: SimClock | None = None
-        self.wizard = _ClockWizardModel(self._set_array_clock)
+        self.events: deque = deque(maxlen=EVENTS_KEPT)
+        self.wizard = ClockWizardModel(lambda: self.device.model.cycles, self._array_clock_stopped, self.events,
+                                       wizard_timing)
+        self._array_lost = False
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
         self._mmios: dict[str, tuple[_Window, int, int]] = {}
         self._buffers: dict[str, object] = {}
-        self._windows = [self._pl_window(PL_ACCEL_BASE, regmap.WINDOW, ACCEL_BASE),
-                         self._pl_window(PL_DMA_BASE, PL_DMA_RANGE, DMA_BASE),
-                         _Window(PL_WIZARD_BASE, WIZARD_RANGE, self.wizard.read, self.wizard.write, pl=True)]
+        self._windows = [self._pl_window(PL_ACCEL_BASE, regmap.WINDOW, ACCEL_BASE, self._accel_written),
+                         self._pl_window(PL_DMA_BASE, PL_DMA_RANGE, DMA_BASE)]
+        if config.clock_wizard:
+            self._windows.append(_Window(PL_WIZARD_BASE, WIZARD_RANGE, self.wizard.read, self.wizard.write, pl=True))
         self._windows += [_ps_window(base, values) for base, values in PS_REGISTERS.items()]
 
     @property
@@ -162,18 +140,38 @@ class SimBoard:
     def close(self) -> None:
         self.device.close()
 
-    def _pl_window(self, base: int, size: int, device_base: int) -> _Window:
+    def _pl_window(self, base: int, size: int, device_base: int,
+                   written: Callable[[int, int], None] | None = None) -> _Window:
+        # the wizard's lock changes in board time: brought up to date before the PL does anything else
         def read(offset: int) -> int:
+            self.wizard.update()
             return struct.unpack("<I", self.device.read_registers(device_base + offset, 4))[0]
 
         def write(offset: int, value: int) -> None:
+            self.wizard.update()
             self.device.write_registers(device_base + offset, struct.pack("<I", value))
+            if written is not None:
+                written(offset, value)
 
         return _Window(base, size, read, write, pl=True)
 
-    def _set_array_clock(self, mhz: float) -> None:
-        # the wizard makes whatever it is programmed for; the safety ceiling is the client's to enforce
-        self.clock.set(OperatingPoint(mhz), force=True)
+    # -- the array clock -------------------------------------------------------------------
+
+    def _array_clock_stopped(self) -> None:
+        self._array_lost = True
+        driver = self.clock.driver
+        driver.write_slack_table(np.full((driver.array_n, driver.array_n), STALE_SLACK))
+        driver.enable_timing_emulation(True)
+
+    def _accel_written(self, offset: int, value: int) -> None:
+        if offset != regmap.CTRL or not value & (1 << regmap.CTRL_SOFT_RESET[1]):
+            return
+        locked = self.wizard.locked
+        self.events.append(("array_reset", self.wizard.now(), locked))
+        if locked and self._array_lost:
+            # the wizard makes whatever it is programmed for; the safety ceiling is the client's to enforce
+            self.clock.set(OperatingPoint(self.wizard.mhz), force=True)
+            self._array_lost = False
 
     # -- files and fpga_manager ------------------------------------------------------------
 
@@ -207,6 +205,7 @@ class SimBoard:
         driver = AccelDriver(ip[regmap.BD_CELLS["accelerator"]], ip[regmap.BD_CELLS["dma"]])
         self.clock = SimClock(driver, self.config.board, self.config.seed)
         self.wizard.power_up(self.clock.point.clock_mhz)
+        self._array_lost = False
 
     # -- registers -------------------------------------------------------------------------
 

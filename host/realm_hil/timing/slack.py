@@ -25,11 +25,11 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from ..errors import InputError
 from .device_profile import DeviceProfile, load_profile
 from .emulation import L_EXACT
+from .normal import ndtr, ndtri
 
 # Checksum accumulators per array column or row, in CK_L_TABLE order: -r_c, -q_r, d_c.
 CHECK_GROUPS = 3
@@ -55,7 +55,8 @@ def _factors(profile: DeviceProfile, u: np.ndarray) -> np.ndarray:
     if profile.variation_sigma == 0:
         return np.ones(u.shape)
     cap = max_variation(profile)
-    z = ndtri(u * ndtr(math.log(cap) / profile.variation_sigma))
+    top = ndtr(math.log(cap) / profile.variation_sigma)
+    z = np.array([ndtri(v) for v in (u * top).ravel()]).reshape(u.shape)
     return np.minimum(np.exp(profile.variation_sigma * z), cap)
 
 

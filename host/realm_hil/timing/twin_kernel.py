@@ -93,6 +93,7 @@ def load_kernel(portable: bool = False) -> TwinKernel:
         ctypes.c_int64,
         ctypes.c_int32,
         ctypes.c_int32,
+        ctypes.c_int32,
         ctypes.c_void_p,
     ]
     lib.realm_twin_checksums.restype = ctypes.c_int
@@ -146,21 +147,32 @@ def timed_gemm(
     slack: np.ndarray,
     array_n: int,
     *,
+    exact: np.ndarray | None = None,
     threads: int | None = None,
     portable: bool = False,
 ) -> np.ndarray:
     """(M, N) int32 = x (M, K) int8 @ w (K, N) int8 on an array_n x array_n array with slack table L.
 
-    threads defaults to the CPUs this process may run on.
+    exact, when given, is the exact product of x and w (int32, as `tiling.int32_gemm` returns it): the
+    elements of PEs that cannot err (L >= 31) are taken from it and only the others are emulated, so
+    near the onset of errors the call costs a small fraction of the full emulation. threads defaults to
+    the CPUs this process may run on.
     """
     x, w = _operands(x, w)
     table = _slack_table(slack, (array_n, array_n), "slack")
     m, k = x.shape
     n = w.shape[1]
-    y = np.empty((m, n), dtype=np.int32)
+    if exact is None:
+        y = np.empty((m, n), dtype=np.int32)
+    else:
+        exact = np.asarray(exact)
+        if exact.shape != (m, n) or exact.dtype != np.int32:
+            raise ValueError(f"exact must be the ({m}, {n}) int32 product of x and w, got {exact.dtype} {exact.shape}")
+        y = np.array(exact, order="C")
     lib = load_kernel(portable).lib
     rc = lib.realm_twin_gemm(
-        x.ctypes.data, w.ctypes.data, table.ctypes.data, m, k, n, array_n, threads or _cpus(), y.ctypes.data
+        x.ctypes.data, w.ctypes.data, table.ctypes.data, m, k, n, array_n, threads or _cpus(), exact is not None,
+        y.ctypes.data,
     )
     if rc != 0:
         raise ValueError(f"twin kernel rejected the problem (M={m}, K={k}, N={n}, array_n={array_n})")

@@ -8,6 +8,8 @@ directory and hand it to the harness as an include path (lm_eval TaskManager(inc
   last three words; the greedy continuation up to the next full stop or new line must be those
   words (exact_match after stripping leading whitespace).
 
+`ranking` is the tests' oracle for gpl3_mc: each item's choice by summed log-probability, by hand.
+
 Run as a script to write them: `python tests/host/gpl3_task.py DIR`.
 """
 
@@ -18,6 +20,8 @@ import random
 import re
 import sys
 from pathlib import Path
+
+import torch
 
 from realm_hil.llm.text import load_text
 
@@ -94,6 +98,27 @@ def write_task(directory: Path, mc: int = 32, gen: int = 6, seed: int = 0) -> tu
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
         (directory / f"{name}.yaml").write_text(_task(name, data.resolve(), body))
     return mc_items, gen_items
+
+
+@torch.no_grad()
+def ranking(loaded, items) -> list[int]:
+    """Each item's choice of highest summed log-probability after its context (the harness's acc, by hand):
+    the context and the context with " " + choice are tokenized whole, the choice's tokens are the rest."""
+    tok = loaded.tokenizer
+    picks = []
+    for item in items:
+        context = tok(item["context"], add_special_tokens=False).input_ids
+        scores = []
+        for choice in item["choices"]:
+            whole = tok(item["context"] + " " + choice, add_special_tokens=False).input_ids
+            logp = torch.log_softmax(loaded.model(torch.tensor([whole[:-1]])).logits[0].float(), dim=-1)
+            scores.append(sum(logp[i - 1, whole[i]].item() for i in range(len(context), len(whole))))
+        picks.append(max(range(len(scores)), key=scores.__getitem__))
+    return picks
+
+
+def accuracy(picks, items) -> float:
+    return sum(p == item["label"] for p, item in zip(picks, items, strict=True)) / len(items)
 
 
 if __name__ == "__main__":

@@ -374,3 +374,28 @@ def test_cli_writes_the_files(tmp_path):
     assert CliRunner().invoke(characterize, args).exit_code != 0
     again = CliRunner().invoke(characterize, [*args, "--resume"])
     assert again.exit_code == 0, again.output
+
+
+@pytest.mark.llm
+def test_task_metric_fits_on_the_harness_score(tmp_path):
+    """--metric task:gpl3_mc: the error-free value is the task's accuracy (the tests' ranking by hand), each
+    point's damage is its drop from it, and the profile records the metric."""
+    from gpl3_task import MC_TASK, accuracy, ranking, write_task
+
+    from realm_hil.llm.gemm import GemmRouter
+    from realm_hil.llm.model import load_model
+    from realm_hil.llm.offload import W8A8Config, quantize_model
+
+    mc_items, _ = write_task(tmp_path / "tasks", mc=6, gen=1)
+    config = CharacterizeConfig(tokens=16, window=16, components=("o",), layer_groups={"first": "0"},
+                                grid=Grid((10, 30), (0,)), metric=f"task:{MC_TASK}",
+                                task_include_path=str(tmp_path / "tasks"), task_limit=6)
+    result = run_characterization(config, tmp_path / "run")
+    loaded = load_model()
+    quantize_model(loaded.model, W8A8Config(), GemmRouter())
+    clean = accuracy(ranking(loaded, mc_items), mc_items)
+    assert result.clean == {"prefill": clean}
+    for point in result.points:
+        assert point.delta == pytest.approx(clean - point.ppl)
+    assert load_abft_profile(tmp_path / "run" / "profile.yaml").provenance.metric == f"task:{MC_TASK}"
+    assert f"critical = {MC_TASK} drop > 0.02" in (tmp_path / "run" / "report.txt").read_text()

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from gpl3_task import GEN_TASK, MC_TASK, write_task
+from gpl3_task import GEN_TASK, MC_TASK, accuracy, ranking, write_task
 
 import realm_hil
 from realm_hil.cli.main import cli
@@ -38,27 +38,6 @@ def quantized():
     quantize_model(loaded.model, W8A8Config(), router)
     yield loaded, router
     torch.set_num_threads(threads)
-
-
-@torch.no_grad()
-def ranking(loaded, items) -> list[int]:
-    """Each item's choice of highest summed log-probability after its context (the harness's acc, by hand):
-    the context and the context with " " + choice are tokenized whole, the choice's tokens are the rest."""
-    tok = loaded.tokenizer
-    picks = []
-    for item in items:
-        context = tok(item["context"], add_special_tokens=False).input_ids
-        scores = []
-        for choice in item["choices"]:
-            whole = tok(item["context"] + " " + choice, add_special_tokens=False).input_ids
-            logp = torch.log_softmax(loaded.model(torch.tensor([whole[:-1]])).logits[0].float(), dim=-1)
-            scores.append(sum(logp[i - 1, whole[i]].item() for i in range(len(context), len(whole))))
-        picks.append(max(range(len(scores)), key=scores.__getitem__))
-    return picks
-
-
-def accuracy(picks, items) -> float:
-    return sum(p == item["label"] for p, item in zip(picks, items, strict=True)) / len(items)
 
 
 @pytest.mark.llm

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import realm_hil
+from realm_hil.abft.recovery import SoftwareFaultAccelerator
+from realm_hil.error_models import RealmModel, SeededFaults
 from realm_hil.errors import InputError
 from realm_hil.experiment import RunConfig, run_experiment
 from realm_hil.llm.gemm import GemmRouter, TorchIntMM
@@ -32,11 +34,11 @@ def quantized():
     torch.set_num_threads(threads)
 
 
-def on_twin(loaded, router, stages: str, compute):
+def on_twin(loaded, router, components: str, stages: str, compute):
     """`compute()` with the selected GEMMs on the twin at CLOCK, unprotected."""
     with realm_hil.open_accelerator("twin") as acc:
         acc.set_clock(CLOCK)
-        router.selection = Selection.parse(LAYERS, "linear", stages, num_layers=loaded.model.config.num_hidden_layers)
+        router.selection = Selection.parse(LAYERS, components, stages, num_layers=loaded.model.config.num_hidden_layers)
         router.backend = acc
         try:
             return compute()
@@ -61,11 +63,15 @@ def test_degenerate_rule_and_classes():
 
 @pytest.mark.llm
 def test_top1_agreement_equals_the_argmax_of_an_independent_forward(quantized):
-    """At 116 MHz, unprotected: the run's top-1 agreement is the fraction of positions whose argmax under the
-    same errors equals the error-free W8A8 one; classic ABFT agrees everywhere."""
+    """The paper's bit flips on bit 10 at the element error rate the twin shows at 116 MHz, in the o
+    projections of layers 0-1, unprotected: the run's top-1 agreement is the fraction of positions whose
+    argmax under the same seeded flips (injected here by hand) equals the error-free W8A8 one; some
+    change, not all; classic ABFT agrees everywhere."""
     loaded, router = quantized
     report = run_experiment(RunConfig(backend="twin", tokens=24, window=12, clocks_mhz=[CLOCK],
-                                      policies=["none", "classic"], layers=LAYERS))
+                                      policies=["none", "classic"], error_models=["timing", "realm@10"],
+                                      layers=LAYERS, components="o"))
+    rows = {(r.error_model, r.policy): r for r in report.rows}
     windows = token_windows(loaded.tokenizer, load_text(), 12, 24)
 
     @torch.no_grad()
@@ -73,11 +79,19 @@ def test_top1_agreement_equals_the_argmax_of_an_independent_forward(quantized):
         return [loaded.model(w[None]).logits[0, :-1].argmax(-1) for w in windows]
 
     clean = argmaxes()
-    erring = on_twin(loaded, router, "all", argmaxes)
-    same = sum(int((a == b).sum()) for a, b in zip(clean, erring, strict=True))
-    none, classic = report.rows
-    assert none.top1 == same / 22 < 1
-    assert classic.top1 == 1.0 and classic.ppl == report.w8a8_ppl
+    # the rate the run injects: the timing model's on the error-free operands (classic left nothing wrong)
+    rate = rows["timing", "classic"].element_error_rate
+    router.selection = Selection.parse(LAYERS, "o", "all", num_layers=loaded.model.config.num_hidden_layers)
+    router.backend = SoftwareFaultAccelerator(SeededFaults(RealmModel(rate, 10), 0), 8, CLOCK)
+    try:
+        flipped = argmaxes()
+    finally:
+        router.backend = TorchIntMM()
+        router.selection = Selection.parse()
+    same = sum(int((a == b).sum()) for a, b in zip(clean, flipped, strict=True))
+    assert 0 < rows["realm@10", "none"].top1 == same / 22 < 1
+    for model in ("timing", "realm@10"):
+        assert rows[model, "classic"].top1 == 1.0 and rows[model, "classic"].ppl == report.w8a8_ppl
     assert "top1 %" in report.table()
 
 
@@ -105,7 +119,7 @@ def test_decode_stage_errors_show_in_generation_not_in_perplexity(quantized, tmp
         return texts
 
     clean = generate()
-    erring = on_twin(loaded, router, "decode", generate)
+    erring = on_twin(loaded, router, "linear", "decode", generate)
     assert erring != clean
     gen = report.generation
     assert gen["prompts"] == prompts and gen["new_tokens"] == new

@@ -91,6 +91,13 @@ class Accelerator(ABC):
     def clock_mhz(self) -> float:
         return self.operating_point.clock_mhz
 
+    @property
+    def die(self):
+        """The modeled die's state after the last GEMM (timing.modeled_array.DieReading: junction
+        temperature, device time, process factor) on the sim and twin; None where no die is modeled.
+        A board's junction temperature comes from its own sensors (XADC/SYSMON), not from here."""
+        return None
+
     def info(self) -> dict:
         point = self.operating_point
         return {"backend": self.name, "array_n": self.array_n, "clock_mhz": point.clock_mhz,

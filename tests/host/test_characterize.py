@@ -20,9 +20,7 @@ from realm_hil.abft.characterization_sweep import (
     _point_seed,
     isotonic,
     label_critical,
-    open_log,
     prepare,
-    run_points,
 )
 from realm_hil.abft.component_classes import Classification, classify
 from realm_hil.errors import InputError
@@ -215,66 +213,70 @@ class Interrupted(Exception):
     pass
 
 
+def _point_files(directory):
+    return sorted((directory / "points").iterdir())
+
+
 def test_interrupted_sweep_resumes_to_the_same_points(tmp_path, tiny_sweep):
     config, sweep = tiny_sweep
-    groups = config.groups(sweep.num_layers)
-    full = run_points(sweep, config, open_log(tmp_path / "full", config, groups, resume=False))
+    full = run_characterization(config, tmp_path / "full", sweep=sweep)
 
     def stop_after(k):
-        def progress(done, _total, _label):
-            if done == k:
+        def progress(p):
+            if p.done == k:
                 raise Interrupted
 
         return progress
 
     with pytest.raises(Interrupted):
-        run_points(sweep, config, open_log(tmp_path / "cut", config, groups, resume=False), stop_after(5))
+        run_characterization(config, tmp_path / "cut", progress=stop_after(5), sweep=sweep)
     with pytest.raises(ValueError, match="already exists"):
-        open_log(tmp_path / "cut", config, groups, resume=False)
-    log = open_log(tmp_path / "cut", config, groups, resume=True)
-    assert len(log) == 1 + 5  # the config record and the finished points
-    resumed = run_points(sweep, config, log)
-    assert len(resumed) == len(full) == 2 * 2 * 6  # components x layer groups (halves) x feasible points
-    # each point was evaluated once: the finished ones were not repeated
-    assert len((tmp_path / "cut" / "points.jsonl").read_text().splitlines()) == 1 + len(full)
+        run_characterization(config, tmp_path / "cut", sweep=sweep)
+    finished = {path.name: path.stat().st_mtime_ns for path in _point_files(tmp_path / "cut")}
+    assert len(finished) == 5
+    resumed = run_characterization(config, tmp_path / "cut", resume=True, sweep=sweep)
+    assert len(resumed.points) == len(full.points) == 2 * 2 * 6  # components x layer groups x feasible points
+    # each point was evaluated once: the finished ones were not rewritten
+    assert {p.name: p.stat().st_mtime_ns for p in _point_files(tmp_path / "cut") if p.name in finished} == finished
     def point(p):
         return p.component, p.group, p.stage, p.log2_msd, p.log2_freq, p.ppl, p.critical
 
-    assert [point(p) for p in resumed] == [point(p) for p in full]
-    assert any(p.critical for p in full) and not all(p.critical for p in full)
+    assert [point(p) for p in resumed.points] == [point(p) for p in full.points]
+    assert (tmp_path / "cut" / "results.jsonl").read_bytes() == (tmp_path / "full" / "results.jsonl").read_bytes()
+    assert any(p.critical for p in full.points) and not all(p.critical for p in full.points)
 
 
 def test_resume_refuses_another_experiment(tmp_path, tiny_sweep):
-    config, _ = tiny_sweep
-    groups = config.groups(2)
-    open_log(tmp_path, config, groups, resume=False)
-    other = CharacterizeConfig(model="tiny", tokens=64, window=16, components=("o",))
+    config, sweep = tiny_sweep
+    config = dataclasses.replace(config, grid=Grid((16,), (0,)))
+    run_characterization(config, tmp_path, sweep=sweep)
+    other = dataclasses.replace(config, seed=1)
     with pytest.raises(InputError, match="cannot resume"):
-        open_log(tmp_path, other, groups, resume=True)
+        run_characterization(other, tmp_path, resume=True, sweep=sweep)
 
 
 def test_resume_refuses_layer_groups_that_changed_meaning(tmp_path, tiny_sweep):
     config, sweep = tiny_sweep
     first = dataclasses.replace(config, layer_groups={"early": "0"})
     run_characterization(first, tmp_path, sweep=sweep)
-    keys = [json.loads(line)["key"] for line in (tmp_path / "points.jsonl").read_text().splitlines()]
-    assert "o/early=0/prefill/16/2" in keys
+    keys = [json.loads(line)["key"] for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {"component": "o", "group": "early", "layers": "0", "stage": "prefill", "log2_msd": 16,
+            "log2_freq": 2} in [json.loads(k) for k in keys]
     with pytest.raises(InputError, match="cannot resume"):
         run_characterization(dataclasses.replace(first, layer_groups={"early": "1"}), tmp_path, resume=True,
                              sweep=sweep)
 
 
-@pytest.mark.parametrize("edit", [{"ppl": None}, {"ppl": "high"}, {"critical": 1}, {"log2_msd": 16.0}])
+@pytest.mark.parametrize("edit", [{"ppl": None}, {"ppl": "high"}, {"critical": 1}, {"gemms": 1.0}])
 def test_a_points_record_that_is_not_a_point_is_an_input_error(tmp_path, tiny_sweep, edit):
     config, sweep = tiny_sweep
     config = dataclasses.replace(config, layer_groups={"all": "0-1"})
     run_characterization(config, tmp_path, sweep=sweep)
-    path = tmp_path / "points.jsonl"
-    lines = path.read_text().splitlines()
-    record = {**json.loads(lines[1]), **edit}
-    record = {k: v for k, v in record.items() if v is not None}
-    path.write_text("\n".join([lines[0], json.dumps(record), *lines[2:]]) + "\n")
-    with pytest.raises(InputError, match=f"{record['key']}' is not a characterization point .*{next(iter(edit))}"):
+    path = _point_files(tmp_path)[0]
+    record = json.loads(path.read_text())
+    record["row"] = {k: v for k, v in {**record["row"], **edit}.items() if v is not None}
+    path.write_text(json.dumps(record))
+    with pytest.raises(InputError, match=f"is not a characterization point .*{next(iter(edit))}"):
         run_characterization(config, tmp_path, resume=True, sweep=sweep)
 
 
@@ -362,10 +364,12 @@ def test_cli_writes_the_files(tmp_path):
         "msd=10/30,freq=0",
         "--out",
         str(out),
+        "--jobs",
+        "1",
     ]
     result = CliRunner().invoke(characterize, args)
     assert result.exit_code == 0, result.output
-    assert {"profile.yaml", "points.csv", "heatmap.png", "report.txt", "points.jsonl"} <= {
+    assert {"profile.yaml", "points.csv", "heatmap.png", "report.txt", "results.jsonl", "points"} <= {
         p.name for p in out.iterdir()
     }
     profile = load_abft_profile(out / "profile.yaml")

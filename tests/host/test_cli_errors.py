@@ -30,7 +30,9 @@ def no_work(monkeypatch):
     for target in (
         "realm_hil.experiment.open_accelerator",
         "realm_hil.experiment.load_model",
-        "realm_hil.abft.characterization.load_sweep",
+        "realm_hil.abft.characterization_sweep.load_sweep",
+        "realm_hil.campaign.executors.InProcess.run",
+        "realm_hil.campaign.pool.Pool.run",
         "realm_hil.sweep.open_accelerator",
         "realm_hil.compare.jobs.open_accelerator",
         "realm_hil.llm.capture.llm_workload",
@@ -138,6 +140,9 @@ def test_unwritable_out_is_refused_before_any_work(no_work, tmp_path, command, c
     (["calibrate", "--start", "pynq-z2", "--profile", "no-such-board"], ["--profile"]),
     (["compare", "--tokens", "1"], ["--tokens"]),
     (["calibrate", "--clock-mhz", "120", "--clock-mhz", "130", "--clock-mhz", "120"], ["3 or more distinct"]),
+    (["calibrate", "--junction-c", "25", "--junction-c", "25"], ["2 or more distinct junction"]),
+    (["calibrate", "--backend", "board", "--junction-c", "25", "--junction-c", "60"], ["not set from the host"]),
+    (["calibrate", "--junction-c", "nan", "--junction-c", "60"], ["--junction-c", "not a finite number"]),
 ])
 def test_options_are_checked_before_the_model_loads(no_work, tmp_path, args, words):
     out = [] if args[0] == "calibrate" else ["--out", tmp_path / "out"]
@@ -179,6 +184,6 @@ def test_huge_or_meaningless_values_are_refused_from_their_size(no_work, tmp_pat
     assert_one_line(invoke([*args, *out]), *words)
 
 
-def test_resume_from_a_points_file_that_is_not_a_log(no_work, tmp_path):
-    (tmp_path / "points.jsonl").write_text("[1, 2]\n")
-    assert_one_line(invoke(["characterize", "--resume", "--out", tmp_path]), "points.jsonl:1: not a record")
+def test_resume_from_a_campaign_file_that_is_not_one(no_work, tmp_path):
+    (tmp_path / "campaign.json").write_text("[1, 2]\n")
+    assert_one_line(invoke(["characterize", "--resume", "--out", tmp_path]), "campaign.json is not a campaign's")

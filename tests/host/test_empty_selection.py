@@ -6,7 +6,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from realm_hil.abft.characterization_sweep import CharacterizeConfig, Grid, open_log, prepare, run_points
+from realm_hil.abft.characterization import run_characterization
+from realm_hil.abft.characterization_sweep import CharacterizeConfig, CharacterizePoint, Grid, prepare
+from realm_hil.campaign.store import CampaignStore
 from realm_hil.cli.main import cli
 from realm_hil.errors import InputError
 
@@ -40,10 +42,9 @@ def test_characterize_point_that_injects_nothing_is_an_error(tmp_path, tiny_opt)
                                 layer_groups={"all": "0-1"}, grid=Grid((8,), (0,)))
     windows = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(1))
     sweep = prepare(copy.deepcopy(tiny_opt), windows, config)
-    log = open_log(tmp_path, config, {"all": "0-1"}, resume=False)
     with pytest.raises(InputError, match="has no prefill gate GEMM to characterize"):
-        run_points(sweep, config, log)
-    assert not any(key.startswith("gate/") for key in log.records)  # nothing bogus recorded
+        run_characterization(config, tmp_path, sweep=sweep)
+    assert not list((tmp_path / "points").iterdir())  # nothing bogus recorded
 
 
 def test_resumed_point_that_injected_nothing_is_an_error(tmp_path, tiny_opt):
@@ -52,9 +53,9 @@ def test_resumed_point_that_injected_nothing_is_an_error(tmp_path, tiny_opt):
                                 layer_groups={"all": "0-1"}, grid=Grid((8,), (0,)))
     windows = torch.randint(0, 64, (1, 16), generator=torch.Generator().manual_seed(1))
     sweep = prepare(copy.deepcopy(tiny_opt), windows, config)
-    log = open_log(tmp_path, config, {"all": "0-1"}, resume=False)
-    stale = {"component": "o", "group": "all", "stage": "prefill", "log2_msd": 8, "log2_freq": 0, "ppl": 9.0,
-             "delta": 0.0, "critical": False, "gemms": 0, "seconds": 0.1}
-    log.add("o/all=0-1/prefill/8/0", stale)
+    store = CampaignStore(tmp_path)
+    store.open(config.identity({"all": "0-1"}), resume=False)
+    stale = {"ppl": 9.0, "delta": 0.0, "critical": False, "gemms": 0, "clean": 9.0, "shape": [16, 32]}
+    store.write_result(CharacterizePoint("o", "all", "0-1", "prefill", 8, 0), stale, 0.1, "an older version")
     with pytest.raises(InputError, match="point o/all=0-1/prefill/8/0: .* no error was injected"):
-        run_points(sweep, config, open_log(tmp_path, config, {"all": "0-1"}, resume=True))
+        run_characterization(config, tmp_path, resume=True, sweep=sweep)

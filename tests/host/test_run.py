@@ -195,17 +195,17 @@ def check_rows(data: dict, expected: tuple[float, float, dict]) -> None:
 
 @pytest.mark.llm
 def test_run_writes_results_and_table(tmp_path):
-    """At 116 MHz (pynq-z2 twin), errors in layer 0 reach layer 1's operands without protection;
-    every reported count and perplexity matches the numpy timing oracle's, and classic ABFT
-    leaves no error and the W8A8 perplexity exactly."""
-    args = ["--tokens", "16", "--window", "16", "--clock-mhz", "116", "--layers", "0-1", "--components", "o"]
+    """At 122.3 MHz (pynq-z2 twin; 116 before issue 15, x 1.0542), errors in layer 0 reach layer 1's
+    operands without protection; every reported count and perplexity matches the numpy timing oracle's,
+    and classic ABFT leaves no error and the W8A8 perplexity exactly."""
+    args = ["--tokens", "16", "--window", "16", "--clock-mhz", "122.3", "--layers", "0-1", "--components", "o"]
     result = CliRunner().invoke(cli, ["run", "--backend", "twin", *args, "--abft", "none,classic",
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "results.json").read_text())
     assert not data["config"]["emulate_checks"]
     assert (tmp_path / "table.txt").read_text().startswith("SmolLM2")
-    expected = oracle_rows(16, "0-1", "o", [116.0], checks=False)
+    expected = oracle_rows(16, "0-1", "o", [122.3], checks=False)
     check_rows(data, expected)
     none, classic = data["rows"]
     assert none["residual_errors"] > 0 and none["delta_w8a8"] > 0
@@ -214,22 +214,24 @@ def test_run_writes_results_and_table(tmp_path):
 
 @pytest.mark.llm
 def test_run_with_emulated_checks_reports_false_alarms_and_misses(tmp_path):
-    """With overclocked checksums at 114 MHz some flagged tiles are exact (false alarms) and at
-    160 MHz, every bit stale, every wrong tile passes (missed): the run's flags and what classic ABFT
-    lets through match the checksum oracle, and so do the perplexities."""
+    """With overclocked checksums at 120.2 MHz some flagged tiles are exact (false alarms) and at
+    168.7 MHz (114 and 160 before issue 15, x 1.0542), every bit stale, every wrong tile passes
+    (missed): the run's flags and what classic ABFT lets through match the checksum oracle, and so do
+    the perplexities."""
     result = CliRunner().invoke(cli, ["run", "--backend", "twin", "--tokens", "16", "--window", "16",
-                                      "--clock-mhz", "114", "--clock-mhz", "160", "--layers", "0", "--components", "o",
-                                      "--abft", "none,classic", "--emulate-checks", "--out", str(tmp_path)])
+                                      "--clock-mhz", "120.2", "--clock-mhz", "168.7", "--layers", "0",
+                                      "--components", "o", "--abft", "none,classic", "--emulate-checks",
+                                      "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["config"]["emulate_checks"]
     assert "checksums overclocked too" in (tmp_path / "table.txt").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "table.txt"]
-    expected = oracle_rows(16, "0", "o", [114.0, 160.0], checks=True)
+    expected = oracle_rows(16, "0", "o", [120.2, 168.7], checks=True)
     check_rows(data, expected)
     oracle = expected[2]
-    assert oracle[114.0, "classic"]["false_alarms"] > 0 and oracle[114.0, "classic"]["missed"] == 0
-    assert oracle[160.0, "classic"]["missed"] == oracle[160.0, "classic"]["tiles"]
+    assert oracle[120.2, "classic"]["false_alarms"] > 0 and oracle[120.2, "classic"]["missed"] == 0
+    assert oracle[168.7, "classic"]["missed"] == oracle[168.7, "classic"]["tiles"]
     rows = {(r["clock_mhz"], r["policy"]): r for r in data["rows"]}
-    assert rows[114.0, "classic"]["residual_errors"] == 0 and rows[114.0, "classic"]["delta_w8a8"] == 0
-    assert rows[160.0, "classic"]["residual_errors"] == rows[160.0, "none"]["residual_errors"] > 0
+    assert rows[120.2, "classic"]["residual_errors"] == 0 and rows[120.2, "classic"]["delta_w8a8"] == 0
+    assert rows[168.7, "classic"]["residual_errors"] == rows[168.7, "none"]["residual_errors"] > 0

@@ -15,6 +15,7 @@ The hardware and the twin take the integer slack L = floor((T / scale - t_base) 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -172,14 +173,26 @@ def test_timed_add_follows_arrival_times(checker):
     assert set(range(-1, 32)) <= slacks
 
 
-def pe_cases(profile: DeviceProfile, clock_mhz: float, seed: int, voltage: float | None, n: int = 8):
+def die_factor(profile: DeviceProfile, voltage: float | None, process: float, tj: float | None) -> Fraction:
+    """process x (1 + k_T (Tj - Ts)) x alpha-law(V) / alpha-law(v_min), from the profile's numbers
+    (docs/timing-error-model.md, "Process, voltage and temperature"), each factor a float as given."""
+    volts = profile.v_nominal if voltage is None else voltage
+    law = [v / (v - profile.v_th) ** profile.alpha for v in (volts, profile.v_min)]
+    signoff = profile.tj_min_c if profile.delay_temp_coeff_per_c < 0 else profile.tj_max_c
+    temp = 1.0 if tj is None else 1.0 + profile.delay_temp_coeff_per_c * (tj - signoff)
+    return Fraction(process) * Fraction(temp) * Fraction(law[0] / law[1])
+
+
+def pe_cases(profile: DeviceProfile, clock_mhz: float, seed: int, voltage: float | None, n: int = 8,
+             process: float = 1.0, tj: float | None = None):
     """(L from slack.py, late-by-chain from the definition) of every PE and checksum accumulator."""
     period = Fraction(1000) / Fraction(clock_mhz)
-    factor = Fraction(profile.voltage_factor(voltage))
+    factor = die_factor(profile, voltage, process, tj)
     t_base, tau = Fraction(profile.t_base_ns), Fraction(profile.tau_ns_per_bit)
+    die = {"process": process, "tj_c": tj}
     for tables, variation in (
-        (slack_table(profile, clock_mhz, n, seed, voltage), variation_map(profile, n, seed)),
-        (check_slack_table(profile, clock_mhz, n, seed, voltage), check_variation_map(profile, n, seed)),
+        (slack_table(profile, clock_mhz, n, seed, voltage, **die), variation_map(profile, n, seed)),
+        (check_slack_table(profile, clock_mhz, n, seed, voltage, **die), check_variation_map(profile, n, seed)),
     ):
         for slack, v in zip(tables.reshape(-1), variation.reshape(-1), strict=True):
             yield int(slack), late_by_chain(period, Fraction(float(v)) * factor, t_base, tau)
@@ -187,15 +200,18 @@ def pe_cases(profile: DeviceProfile, clock_mhz: float, seed: int, voltage: float
 
 @pytest.mark.parametrize("name", list_profiles())
 def test_slack_tables_follow_arrival_times(checker, name):
-    """slack.py's L of every PE and checksum accumulator, at random clocks and voltages across the
-    whole error band, makes timed_add set every bit as the arrival times of that element say."""
+    """slack.py's L of every PE and checksum accumulator, at random clocks, voltages, junction
+    temperatures and die process factors across the whole error band, makes timed_add set every bit
+    as the arrival times of that element say."""
     profile = load_profile(name)
     rng = np.random.default_rng(2)
     seen = set()
     for seed in range(3):
-        for voltage in (None, profile.v_nominal * 0.93, profile.v_nominal * 1.04):
+        for voltage in (None, profile.v_min, profile.v_nominal * 0.93, profile.v_nominal * 1.04):
+            process = float(rng.uniform(profile.process_factor_min, profile.process_factor_max))
+            tj = float(rng.uniform(profile.tj_min_c - 10, profile.tj_max_c + 10))
             for clock in rng.uniform(profile.nominal_clock_mhz, profile.clock_ceiling_mhz, 12):
-                for slack, late in pe_cases(profile, float(clock), seed, voltage):
+                for slack, late in pe_cases(profile, float(clock), seed, voltage, process=process, tj=tj):
                     seen.add(slack)
                     bad = checker.mismatches(slack, late)
                     assert bad.size == 0, (name, seed, voltage, clock, slack, [checker.pairs[i] for i in bad[:3]])
@@ -203,10 +219,9 @@ def test_slack_tables_follow_arrival_times(checker, name):
 
 
 def flat_profile(t_base: float, tau: float, nominal_mhz: float) -> DeviceProfile:
-    """A profile without per-PE variation (scale = 1 exactly)."""
-    return DeviceProfile(name="flat", device="test", nominal_clock_mhz=nominal_mhz, clock_ceiling_mhz=1000.0,
-                         t_base_ns=t_base, tau_ns_per_bit=tau, variation_sigma=0.0, v_nominal=1.0, v_th=0.35,
-                         alpha=1.3)
+    """A profile without per-PE variation, at the slow corner (v_min, process 1) scale = 1 exactly."""
+    return dataclasses.replace(load_profile("pynq-z2"), name="flat", device="test", nominal_clock_mhz=nominal_mhz,
+                               clock_ceiling_mhz=1000.0, t_base_ns=t_base, tau_ns_per_bit=tau, variation_sigma=0.0)
 
 
 @pytest.mark.parametrize("t_base, tau, nominal, clocks", [
@@ -222,7 +237,7 @@ def test_slack_tables_at_exact_ties(checker, t_base, tau, nominal, clocks):
         period = Fraction(1000) / Fraction(clock)
         tie = (period - Fraction(t_base)) / Fraction(tau)
         assert tie.denominator == 1
-        (slack, late), *_ = pe_cases(profile, clock, 0, None, n=1)
+        (slack, late), *_ = pe_cases(profile, clock, 0, profile.v_min, n=1)
         assert slack == min(int(tie), 31)
         assert checker.mismatches(slack, late).size == 0
 
@@ -238,7 +253,7 @@ def test_slack_tables_exact_at_and_next_to_ties(checker):
         for clock in (tie_clock, *near):
             period = Fraction(1000) / Fraction(float(clock))
             x = (period - Fraction(7.0)) / Fraction(0.045)
-            (slack, late), *_ = pe_cases(profile, float(clock), 0, None, n=1)
+            (slack, late), *_ = pe_cases(profile, float(clock), 0, profile.v_min, n=1)
             assert checker.mismatches(slack, late).size == 0, (clock, slack, float(x))
 
 

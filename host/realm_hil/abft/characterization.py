@@ -17,15 +17,18 @@ from realm_hil.abft.boundary_fit import ClassFit, fit_classes
 from realm_hil.abft.characterization_report import plot_heatmap, report_text, sensitivity_summary, write_csv
 from realm_hil.abft.characterization_sweep import (
     CharacterizeConfig,
+    CharacterizeJob,
     PointResult,
-    Progress,
     Sweep,
     check_against_model,
-    load_sweep,
-    open_log,
-    run_points,
+    plan_points,
+    point_results,
 )
 from realm_hil.abft.component_classes import Classification, classify
+from realm_hil.campaign import Executor, run_campaign
+from realm_hil.campaign import point_key as campaign_key
+from realm_hil.campaign.executors import InProcess
+from realm_hil.errors import InputError
 from realm_hil.llm.model import load_config
 from realm_hil.llm.selection import Selection
 from realm_hil.results import atomic_write_text, check_output_dir
@@ -150,27 +153,40 @@ def run_characterization(
     config: CharacterizeConfig,
     out_dir: Path,
     resume: bool = False,
-    progress: Progress | None = None,
+    progress=None,
     sweep: Sweep | None = None,
+    executor: Executor | None = None,
+    campaign_dir: Path | None = None,
 ) -> Characterization:
-    """Sweep (resumable), fit, and write profile.yaml, points.csv, heatmap.png and report.txt to out_dir.
+    """Sweep (a resumable campaign), fit, and write profile.yaml, points.csv, heatmap.png and report.txt.
 
     Everything checkable is checked before the model loads: the output directory, the layer groups
-    and the grid against the model's configuration, the resume identity.
+    and the grid against the model's configuration, the resume identity. The points run on
+    `executor` [in-process] and are stored in `campaign_dir` [out_dir] (campaign/store.py); `sweep`,
+    an already prepared model, runs in-process only. `progress` is run_campaign's callback.
     """
     out_dir = check_output_dir(out_dir)
-    groups = check_against_model(config, sweep.model.config if sweep is not None else load_config(config.model))
-    log = open_log(out_dir, config, groups, resume)
-    sweep = sweep if sweep is not None else load_sweep(config)
-    points = run_points(sweep, config, log, progress)
+    executor = executor or InProcess()
+    if sweep is not None and not isinstance(executor, InProcess):
+        raise InputError("a prepared sweep runs in-process only")
+    model_config = sweep.model.config if sweep is not None else load_config(config.model)
+    groups = check_against_model(config, model_config)
+    points = plan_points(config, groups)
+    campaign = run_campaign(points, CharacterizeJob(config, sweep), executor, campaign_dir or out_dir,
+                            config.identity(groups), resume, progress)
+    results = point_results(points, campaign.records, config.tolerance, campaign.results.parent)
+    # what the workers measured on the model, carried by each row (CharacterizeJob.evaluate)
+    clean, shapes = {}, {}
+    for point in points:
+        row = campaign.records[campaign_key(point)]["row"]
+        clean[point.stage] = row["clean"]
+        shapes[point.stage, point.component] = tuple(row["shape"])
     profile, classification, fits = build_profile(
-        config, points, sweep.shapes, sweep.num_layers, groups, datetime.date.today().isoformat()
+        config, results, shapes, model_config.num_hidden_layers, groups, datetime.date.today().isoformat()
     )
-    result = Characterization(
-        config, points, sweep.clean, classification, fits, profile, sensitivity_summary(points)
-    )
+    result = Characterization(config, results, clean, classification, fits, profile, sensitivity_summary(results))
     profile.save(out_dir / "profile.yaml")
-    write_csv(points, classification, out_dir / "points.csv")
-    plot_heatmap(config, points, classification, fits, out_dir / "heatmap.png")
+    write_csv(results, classification, out_dir / "points.csv")
+    plot_heatmap(config, results, classification, fits, out_dir / "heatmap.png")
     atomic_write_text(out_dir / "report.txt", result.report() + "\n")
     return result

@@ -20,13 +20,13 @@ along a row of the grid only the magnitudes grow, so perplexity rises with MSD e
 off the row after a monotone (isotonic) fit of the damage in MSD, which removes isolated noisy
 points that would otherwise each drag the fitted boundary with them.
 
-Every finished point is a RecordLog line, so an interrupted sweep resumes where it stopped.
+The points form a campaign (realm_hil/campaign/): each finished point is a file of its own, so an
+interrupted sweep resumes where it stopped, and the points can run on a process pool or a Ray cluster.
 """
 
 from __future__ import annotations
 
 import math
-import time
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -37,6 +37,8 @@ import torch
 from torch import nn
 
 from realm_hil.abft.sweep_metric import SweepMetric
+from realm_hil.campaign import CampaignJob
+from realm_hil.campaign import point_key as campaign_key
 from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmRouter, GemmSite
 from realm_hil.llm.harness import Tasks, model_lm, task_scorer
@@ -45,7 +47,6 @@ from realm_hil.llm.offload import W8A8Config, quantize_model
 from realm_hil.llm.perplexity import perplexity
 from realm_hil.llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, STAGES, Selection
 from realm_hil.llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
-from realm_hil.results import RecordLog
 
 MAX_ABS_DEVIATION = 1 << 31
 # Grid axes are log2 values: MSD sums INT32 deviations in a 64-bit statistics register.
@@ -280,12 +281,8 @@ _POINT_TYPES = typing.get_type_hints(PointResult)
 
 
 def point_key(component: str, group: str, layers: str, stage: str, log2_msd: int, log2_freq: int) -> str:
-    """The log key of a point; the group by name and layers, so a renamed group is never reused."""
+    """A point's name in messages and the progress bar."""
     return f"{component}/{group}={layers}/{stage}/{log2_msd}/{log2_freq}"
-
-
-# (done, total, label) after each point, skipped ones included
-Progress = Callable[[int, int, str], None]
 
 
 def check_against_model(config: CharacterizeConfig, model_config) -> dict[str, str]:
@@ -293,7 +290,7 @@ def check_against_model(config: CharacterizeConfig, model_config) -> dict[str, s
 
     Returns the layer groups. The grid's largest freq must fit the largest GEMM output of the
     model at this window (rows: the window's tokens; columns: at most the hidden, MLP or window
-    size); run_points checks each targeted GEMM exactly once its shapes are measured.
+    size); CharacterizeJob.setup checks each targeted GEMM exactly once its shapes are measured.
     """
     groups = config.groups(model_config.num_hidden_layers)
     columns = [getattr(model_config, name, 0) or 0 for name in ("hidden_size", "intermediate_size", "ffn_dim")]
@@ -403,50 +400,85 @@ def forward(sweep: Sweep, stage: str) -> tuple[float, torch.Tensor]:
     return math.exp(nll / count) if math.isfinite(nll) else math.inf, torch.tensor(top1)
 
 
-def run_points(
-    sweep: Sweep, config: CharacterizeConfig, log: RecordLog, progress: Progress | None = None
-) -> list[PointResult]:
-    """Evaluate every grid point not yet in `log`; returns all points of the configuration."""
-    groups = config.groups(sweep.num_layers)
-    plan = [
-        (c, g, s, m, f)
+@dataclass(frozen=True)
+class CharacterizePoint:
+    """One grid point of one component in one layer group and stage: a campaign point (campaign/points.py).
+
+    The group by name and layers, so a renamed group is never reused.
+    """
+
+    component: str
+    group: str
+    layers: str
+    stage: str
+    log2_msd: int
+    log2_freq: int
+
+    def label(self) -> str:
+        return point_key(self.component, self.group, self.layers, self.stage, self.log2_msd, self.log2_freq)
+
+
+def plan_points(config: CharacterizeConfig, groups: dict[str, str]) -> list[CharacterizePoint]:
+    return [
+        CharacterizePoint(c, g, groups[g], s, m, f)
         for s in config.stages
         for g in groups
         for c in config.components
         for m, f in config.grid.points()
     ]
-    check_errors_fit(sweep.shapes, config)
+
+
+class CharacterizeJob(CampaignJob):
+    """A worker loads and quantizes the model once, then evaluates points; `sweep`: an already prepared one
+    (in-process only)."""
+
+    def __init__(self, config: CharacterizeConfig, sweep: Sweep | None = None) -> None:
+        self.config, self.sweep = config, sweep
+
+    def __getstate__(self) -> dict:
+        if self.sweep is not None:
+            raise InputError("a prepared sweep runs in-process only: leave out --jobs and --cluster")
+        return self.__dict__
+
+    def setup(self, board: str | None) -> Sweep:
+        sweep = self.sweep if self.sweep is not None else load_sweep(self.config)
+        check_errors_fit(sweep.shapes, self.config)
+        return sweep
+
+    def evaluate(self, sweep: Sweep, point: CharacterizePoint) -> dict:
+        """The point's perplexity under its errors, with what the driver needs to fit without the model.
+
+        The error-free perplexity of the point's stage and the shape of its GEMMs come with the row,
+        so a driver that never loads the model (pool, cluster) can fit the classes.
+        """
+        p = point
+        hook = SumDeviation(1 << p.log2_msd, 1 << p.log2_freq,
+                            seed=_point_seed(self.config.seed, p.component, p.group, p.stage, p.log2_freq))
+        sweep.router.selection = Selection.parse(p.layers, p.component, p.stage, sweep.num_layers)
+        sweep.router.fault = hook
+        try:
+            ppl = evaluate(sweep, p.stage)
+        finally:
+            sweep.router.fault = None
+            sweep.router.log.clear()
+        if hook.gemms == 0:
+            raise InputError(f"point {p.label()}: no GEMM of the model matched layers {p.layers}, component "
+                             f"{p.component}, stage {p.stage}, so no error was injected")
+        clean = sweep.clean[p.stage]
+        delta = sweep.metric.damage(ppl, clean, sweep.higher_is_better)
+        return {"ppl": ppl, "delta": delta, "critical": not delta <= self.config.tolerance, "gemms": hook.gemms,
+                "clean": clean, "shape": list(sweep.shapes[p.stage, p.component])}
+
+
+def point_results(points: list[CharacterizePoint], records: dict[str, dict], tolerance: float,
+                  directory: Path) -> list[PointResult]:
+    """The PointResults of finished campaign records, criticality refitted (label_critical)."""
     results = []
-    for done, (component, group, stage, m, f) in enumerate(plan, 1):
-        key = point_key(component, group, groups[group], stage, m, f)
-        if key not in log:
-            hook = SumDeviation(1 << m, 1 << f, seed=_point_seed(config.seed, component, group, stage, f))
-            sweep.router.selection = Selection.parse(groups[group], component, stage, sweep.num_layers)
-            sweep.router.fault = hook
-            start = time.perf_counter()
-            try:
-                ppl = evaluate(sweep, stage)
-            finally:
-                sweep.router.fault = None
-                sweep.router.log.clear()
-            delta = sweep.metric.damage(ppl, sweep.clean[stage], sweep.higher_is_better)
-            point = PointResult(
-                component,
-                group,
-                stage,
-                m,
-                f,
-                ppl,
-                delta,
-                not delta <= config.tolerance,
-                hook.gemms,
-                time.perf_counter() - start,
-            )
-            log.add(key, asdict(_injected(point, groups[group])))
-        results.append(_injected(_from_record(log.records[key], log.path), groups[group]))
-        if progress is not None:
-            progress(done, len(plan), key)
-    return label_critical(results, config.tolerance)
+    for point in points:
+        record = records[campaign_key(point)]
+        row = {**asdict(point), **record["row"], "seconds": record.get("seconds")}
+        results.append(_injected(_from_record(row, point.label(), directory), point.layers))
+    return label_critical(results, tolerance)
 
 
 def _injected(point: PointResult, layers: str) -> PointResult:
@@ -466,7 +498,7 @@ def _point_seed(seed: int, component: str, group: str, stage: str, log2_freq: in
     return [seed, *f"{component}/{group}/{stage}/{log2_freq}".encode()]
 
 
-def _from_record(record: dict, path: Path) -> PointResult:
+def _from_record(record: dict, label: str, path: Path) -> PointResult:
     """The point of a log record; a record that is not one (edited, another tool's file) is an InputError."""
     bad = []
     for name, kind in _POINT_TYPES.items():
@@ -475,7 +507,7 @@ def _from_record(record: dict, path: Path) -> PointResult:
         if isinstance(value, bool) != (kind is bool) or not (isinstance(value, kind) or numeric):
             bad.append(name)
     if bad:
-        raise InputError(f"{path}: record {record['key']!r} is not a characterization point "
+        raise InputError(f"{path}: record {label!r} is not a characterization point "
                          f"(missing or mistyped {', '.join(bad)})")
     return PointResult(**{name: record[name] for name in PointResult.__dataclass_fields__})
 
@@ -516,24 +548,6 @@ def isotonic(values: list[float]) -> list[float]:
             (m1, n1), (m2, n2) = blocks[-2], blocks.pop()
             blocks[-1] = [(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2]
     return [m for m, n in blocks for _ in range(int(n))]
-
-
-def open_log(out_dir: Path, config: CharacterizeConfig, groups: dict[str, str], resume: bool) -> RecordLog:
-    """The sweep's record log; refuses to mix two experiments in one directory."""
-    path = Path(out_dir) / "points.jsonl"
-    if path.exists() and not resume:
-        raise InputError(
-            f"{path} already exists: pass --resume to continue that sweep, or choose another --out"
-        )
-    log = RecordLog(path)
-    identity = config.identity(groups)
-    if "config" in log:
-        previous = {k: log.records["config"].get(k) for k in identity}
-        if previous != identity:
-            raise InputError(f"cannot resume {path}: it was made with {previous}, not {identity}")
-    else:
-        log.add("config", identity)
-    return log
 
 
 def load_sweep(config: CharacterizeConfig) -> Sweep:

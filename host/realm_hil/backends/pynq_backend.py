@@ -89,11 +89,27 @@ class PynqAccelerator(Accelerator):
                         self._on_close()
 
 
+class SimAccelerator(PynqAccelerator):
+    """The Verilated accelerator: the board's driver path, with a modeled die as its clock (sim.array_clock)."""
+
+    def _run(self, call: GemmCall) -> GemmResult:
+        result = super()._run(call)
+        with self._lock:
+            if not self._closed:  # a close in between has restored the die's tables for good
+                self.clock.spent(call.plan)
+        return result
+
+    @property
+    def die(self):
+        return self.clock.die
+
+
 def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed: int = 0,
-             voltage_v: float | None = None, emulate_checks: bool = False) -> PynqAccelerator:
+             voltage_v: float | None = None, emulate_checks: bool = False, environment=None) -> PynqAccelerator:
     """The Verilated accelerator behind the unmodified board driver; `waves` is a sim.binding.WaveOptions.
 
-    emulate_checks=True simulates the EMU_CHECKS=1 build, whose checksum accumulators are overclocked too.
+    emulate_checks=True simulates the EMU_CHECKS=1 build, whose checksum accumulators are overclocked too;
+    environment (timing/thermal.py) puts the seed's die in it, None is the sign-off corner.
     """
     from ..sim.array_clock import SimClock
     from ..sim.binding import SimModel
@@ -102,11 +118,11 @@ def open_sim(array_n: int = 8, waves=None, profile: str = DEFAULT_PROFILE, seed:
     device = SimDevice(SimModel(array_n, waves=waves, emu_checks=emulate_checks))
     try:
         driver = AccelDriver(device.ip_dict[BD_CELLS["accelerator"]], device.ip_dict[BD_CELLS["dma"]])
-        clock = SimClock(driver, profile, seed, voltage_v)
+        clock = SimClock(driver, profile, seed, voltage_v, environment)
     except BaseException:
         device.close()
         raise
-    return PynqAccelerator(driver, clock, name="sim", on_close=device.close)
+    return SimAccelerator(driver, clock, name="sim", on_close=device.close)
 
 
 def open_overlay(board_name: str | None = None, manifest: Path | None = None) -> PynqAccelerator:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..accelerator import Accelerator
     from ..sim.binding import WaveOptions
     from ..timing.device_profile import DeviceProfile
+    from ..timing.thermal import Environment
 
 DEFAULT_ARRAY_N = 8
 DEFAULT_PROFILE = "pynq-z2"
@@ -39,6 +40,9 @@ class TwinOptions:
     seed: int = 0  # the per-PE variation map of the modeled die
     voltage_v: float | None = None  # supply voltage at open [the profile's nominal]
     emulate_checks: bool = False  # the checksum accumulators are overclocked too (EMU_CHECKS=1)
+    # the die's surroundings (timing/thermal.py): the seed's die, its junction held or following an
+    # ambient trace [None: the sign-off corner, the slowest die held at the binding temperature]
+    environment: Environment | None = None
 
 
 @dataclass(frozen=True)
@@ -123,13 +127,13 @@ def _open_board(o: BoardOptions) -> Accelerator:
 def _open_sim(o: SimOptions) -> Accelerator:
     from .pynq_backend import open_sim
 
-    return open_sim(o.array_n, o.waves, o.profile, o.seed, o.voltage_v, o.emulate_checks)
+    return open_sim(o.array_n, o.waves, o.profile, o.seed, o.voltage_v, o.emulate_checks, o.environment)
 
 
 def _open_twin(o: TwinOptions) -> Accelerator:
     from .twin import TwinAccelerator
 
-    return TwinAccelerator(o.array_n, o.profile, o.seed, o.voltage_v, o.emulate_checks)
+    return TwinAccelerator(o.array_n, o.profile, o.seed, o.voltage_v, o.emulate_checks, o.environment)
 
 
 def _open_reference(o: ReferenceOptions) -> Accelerator:
@@ -194,6 +198,7 @@ DIE_MODEL = ("array_n", "profile", "seed")
 _NEEDS = {
     "voltage_v": "a supply voltage needs",
     "emulate_checks": "emulated checksums need",
+    "environment": "a modeled die's environment needs",
     "address": "a board address needs",
     "board_name": "a board name or manifest needs",
     "manifest": "a board name or manifest needs",

@@ -6,7 +6,8 @@ from ..accelerator import Accelerator
 from ..gemm_call import GemmCall, GemmResult
 from ..operating_point import OperatingPoint
 from ..stats import GemmStats, tile_stats_sparse
-from ..timing.modeled_array import ModeledArray
+from ..timing.modeled_array import DieReading, ModeledArray
+from ..timing.thermal import Environment
 from ..timing.twin_kernel import timed_checksums, timed_gemm
 from .reference import exact_stats, stats_against_exact
 
@@ -19,11 +20,17 @@ class TwinAccelerator(Accelerator):
     name = "twin"
 
     def __init__(self, array_n: int = 8, profile: str = DEFAULT_PROFILE, seed: int = 0,
-                 voltage_v: float | None = None, emulate_checks: bool = False) -> None:
+                 voltage_v: float | None = None, emulate_checks: bool = False,
+                 environment: Environment | None = None) -> None:
         super().__init__(array_n)
-        self.array = ModeledArray(profile, array_n, seed, emulate_checks, voltage_v)
+        self.array = ModeledArray(profile, array_n, seed, emulate_checks, voltage_v, environment)
 
     def _run(self, call: GemmCall) -> GemmResult:
+        result = self._compute(call)
+        self.array.spend(call.plan)  # the die heats with the cycles the GEMM took, as the sim's does
+        return result
+
+    def _compute(self, call: GemmCall) -> GemmResult:
         plan, array = call.plan, self.array
         if array.exact:
             return GemmResult(call.exact.copy(), exact_stats(plan, self.policy))
@@ -36,6 +43,10 @@ class TwinAccelerator(Accelerator):
     @property
     def operating_point(self) -> OperatingPoint:
         return self.array.point
+
+    @property
+    def die(self) -> DieReading:
+        return self.array.reading()
 
     @property
     def nominal(self) -> OperatingPoint:

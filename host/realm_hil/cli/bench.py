@@ -44,4 +44,14 @@ def bench_twin_cmd(array_n: int, as_json: bool) -> None:
     _emit(bench_twin_vs_rtl(array_n=array_n), as_json)
 
 
+@bench.command("campaign")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(2), help="pool workers")
+@click.option("--json", "as_json", is_flag=True)
+def bench_campaign_cmd(jobs: int, as_json: bool) -> None:
+    """Points per second of one characterize grid in-process and on a pool of --jobs workers."""
+    from ..benchmarks.campaign import bench_campaign
+
+    _emit(bench_campaign(jobs=jobs), as_json)
+
+
 COMMANDS = [bench]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-
 import click
 
 from ..abft.characterization import run_characterization
 from ..abft.characterization_sweep import CharacterizeConfig, Grid, parse_layer_groups
+from ..campaign.executors import make_executor
+from ..campaign.progress import progress_bar
 from ..errors import InputError
 from ..llm.selection import layer_components
+from .campaign_options import campaign_options
 from .options import SEED, FiniteFloat, out_dir_option
 
 
@@ -84,8 +84,8 @@ def _components(_ctx, _param, value: str) -> tuple[str, ...]:
 )
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads")
-@out_dir_option("runs/characterize", "profile.yaml, points.csv, heatmap.png, report.txt and the resumable log")
-@click.option("--resume", is_flag=True, help="continue an interrupted sweep in --out")
+@out_dir_option("runs/characterize", "profile.yaml, points.csv, heatmap.png, report.txt (and the campaign's points)")
+@campaign_options
 def characterize(
     model,
     text,
@@ -103,6 +103,9 @@ def characterize(
     seed,
     threads,
     out_dir,
+    jobs,
+    cluster,
+    campaign_dir,
     resume,
 ) -> None:
     """Sweep GEMM errors over (MSD, freq), fit the critical region, write the ABFT profile."""
@@ -123,19 +126,10 @@ def characterize(
         task_include_path=task_include_path,
         task_limit=task_limit,
     )
-    with contextlib.ExitStack() as stack:
-        bar = None
-
-        # the bar appears with the first point, so a failure before any work stays a single line
-        def progress(done: int, total: int, label: str) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(click.progressbar(
-                    length=total, label="characterize", file=sys.stderr, item_show_func=lambda item: item
-                ))
-            bar.update(done - bar.pos, label)
-
-        result = run_characterization(config, out_dir, resume=resume, progress=progress)
+    executor = make_executor(jobs, cluster)
+    with progress_bar("characterize") as progress:
+        result = run_characterization(config, out_dir, resume=resume, progress=progress, executor=executor,
+                                      campaign_dir=campaign_dir)
     click.echo(result.report())
     click.echo(
         f"wrote {out_dir / 'profile.yaml'}, {out_dir / 'points.csv'}, {out_dir / 'heatmap.png'}, "

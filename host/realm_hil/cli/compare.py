@@ -6,7 +6,10 @@ import time
 
 import click
 
+from ..campaign.executors import make_executor
+from ..campaign.progress import progress_bar as campaign_bar
 from ..compare import summary_table, write_report
+from ..compare.campaign import run_comparison_campaign
 from ..compare.jobs import (
     CALIBRATION_CLOCKS,
     DEFAULT_CLOCKS,
@@ -17,7 +20,8 @@ from ..compare.jobs import (
 )
 from ..errors import InputError
 from ..timing.device_profile import load_profile
-from .options import MHZ, SEED, out_dir_option, out_file_option, progress_bar
+from .campaign_options import campaign_options
+from .options import MHZ, SEED, FiniteFloat, out_dir_option, out_file_option, progress_bar
 
 
 def _profile(_ctx, param, value: str) -> str:
@@ -57,13 +61,21 @@ def _with(options):
 @click.option("--bit", default=30, show_default=True, type=click.IntRange(0, 31), help="bit the realm model flips")
 @_with(workload_options)
 @out_dir_option("runs/compare", "write index.html, PNG and CSV here")
-def compare(backend, clocks, bit, workload_kind, gemms, tokens, seed, profile, out_dir) -> None:
+@campaign_options
+def compare(backend, clocks, bit, workload_kind, gemms, tokens, seed, profile, out_dir, jobs, cluster, campaign_dir,
+            resume) -> None:
     """Compare realm, per-bit and twin error models with the hardware; write an HTML report."""
     started = time.monotonic()
     config = CompareConfig(backend=backend, workload=workload_kind, gemms=gemms, tokens=tokens, seed=seed,
                            profile=profile, clocks_mhz=clocks or DEFAULT_CLOCKS, bit=bit)
-    with progress_bar("compare") as progress:
-        comparison = run_comparison(config, progress)
+    if jobs or cluster or campaign_dir or resume:
+        # one campaign point per clock (docs/campaigns.md)
+        with campaign_bar("compare") as progress:
+            comparison = run_comparison_campaign(config, campaign_dir or out_dir, make_executor(jobs, cluster),
+                                                 resume, progress)
+    else:
+        with progress_bar("compare") as progress:
+            comparison = run_comparison(config, progress)
     click.echo(summary_table(comparison))
     page = write_report(comparison, out_dir)
     click.echo(f"wrote {page} (and PNG, CSV) in {time.monotonic() - started:.1f} s")
@@ -74,14 +86,18 @@ def compare(backend, clocks, bit, workload_kind, gemms, tokens, seed, profile, o
               help="where the error rates are measured")
 @click.option("--clock-mhz", "clocks", multiple=True, type=MHZ, help=f"repeatable, >= 3 [{CALIBRATION_CLOCKS}]")
 @click.option("--start", "start_profile", default=None, help="profile the fit starts from [--profile]")
+@click.option("--junction-c", "junctions", multiple=True, type=FiniteFloat(),
+              help="repeatable, >= 2: hold the modeled die's junction at each and fit its process factor and "
+                   "temperature coefficient instead of t_base, tau and sigma")
 @_with(workload_options)
 @click.option("--name", default=None, help="name of the fitted profile [<start>-cal<date>]")
 @out_file_option("profile YAML to write [runs/calibrate/<name>.yaml]")
-def calibrate(backend, clocks, start_profile, workload_kind, gemms, tokens, seed, profile, name, out_path) -> None:
-    """Fit t_base, tau and sigma of a timing profile to measured per-bit error rates; write the profile."""
+def calibrate(backend, clocks, start_profile, junctions, workload_kind, gemms, tokens, seed, profile, name,
+              out_path) -> None:
+    """Fit a timing profile to measured per-bit error rates; write the profile."""
     config = CalibrateConfig(backend=backend, workload=workload_kind, gemms=gemms, tokens=tokens, seed=seed,
                              profile=profile, clocks_mhz=clocks or CALIBRATION_CLOCKS, start_profile=start_profile,
-                             name=name, out_path=out_path)
+                             name=name, out_path=out_path, junctions_c=junctions)
     report = run_calibration(config)
     click.echo(report.table())
     click.echo(f"wrote {report.path}")

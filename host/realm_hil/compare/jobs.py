@@ -12,12 +12,13 @@ from ..errors import InputError
 from ..results import check_output_file
 from ..sweep import sweep_clock
 from ..timing.device_profile import DeviceProfile, load_profile
+from ..timing.thermal import Environment, HeldJunction
 from ..workload import Gemm, random_workload
-from .calibrate import Calibration, calibrate, write_profile
+from .calibrate import Calibration, DieCalibration, TemperatureSweep, calibrate, calibrate_die, write_profile
 from .run import Comparison, compare_models
 
-DEFAULT_CLOCKS = (116.0, 120.0, 125.0)  # onset, rising and heavy part of the pynq-z2 error band
-CALIBRATION_CLOCKS = (118.0, 122.0, 128.0, 135.0)
+DEFAULT_CLOCKS = (122.0, 126.0, 132.0)  # onset, rising and heavy part of the pynq-z2 error band
+CALIBRATION_CLOCKS = (124.0, 129.0, 135.0, 142.0)
 WORKLOADS = ("llm", "random")
 
 
@@ -43,11 +44,12 @@ class Measurement:
         if self.workload == "llm":
             self._layers()  # the model's depth bounds the GEMMs; checked before anything loads
 
-    def hardware_options(self):
-        return options_for(self.backend, profile=self.profile, seed=self.seed)
+    def hardware_options(self, environment: Environment | None = None):
+        extra = {} if environment is None else {"environment": environment}
+        return options_for(self.backend, profile=self.profile, seed=self.seed, **extra)
 
-    def open_hardware(self):
-        return open_accelerator(self.backend, self.hardware_options())
+    def open_hardware(self, environment: Environment | None = None):
+        return open_accelerator(self.backend, self.hardware_options(environment))
 
     def capture(self) -> list[Gemm]:
         if self.workload == "random":
@@ -82,11 +84,22 @@ class CalibrateConfig(Measurement):
     start_profile: str | None = None  # the profile the fit starts from [profile]
     name: str | None = None  # of the fitted profile [<start>-cal<date>]
     out_path: Path | None = None  # [runs/calibrate/<name>.yaml]
+    # junction temperatures (>= 2) to hold the modeled die at, one sweep each: fit the die's process
+    # factor and temperature coefficient instead of t_base, tau and sigma [(): the latter]
+    junctions_c: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(set(self.clocks_mhz)) < 3:
             raise InputError(f"calibration needs 3 or more distinct clocks, got {', '.join(map(str, self.clocks_mhz))}")
+        if self.junctions_c and len(set(self.junctions_c)) < 2:
+            raise InputError("a die calibration needs 2 or more distinct junction temperatures")
         super().__post_init__()
+        if self.junctions_c and not backend_spec(self.backend).capabilities.models_die:
+            modeled = ", ".join(backends_with("models_die"))
+            raise InputError(f"junction temperatures hold a modeled die's junction ({modeled}); "
+                             f"the {self.backend} backend's is not set from the host")
+        for tj in self.junctions_c:
+            self.hardware_options(HeldJunction(tj))
         self.output()  # an unwritable path fails before the measurement
 
     def start(self) -> DeviceProfile:
@@ -101,12 +114,20 @@ class CalibrateConfig(Measurement):
 
 @dataclass
 class CalibrationReport:
-    calibration: Calibration
+    calibration: Calibration | DieCalibration
     written: DeviceProfile  # the fitted profile, as loaded back from its file
     path: Path
 
     def table(self) -> str:
         start, fit = self.calibration.start, self.calibration
+        if isinstance(fit, DieCalibration):
+            lines = [f"{'':24} {'start':>10} {'fitted':>10}",
+                     f"{'process factor':24} {'-':>10} {fit.process_factor:10.5f}",
+                     f"{'delay_temp_coeff_per_c':24} {start.delay_temp_coeff_per_c:10.3g} "
+                     f"{fit.delay_temp_coeff_per_c:10.3g}"]
+            for tj, scale, loss in zip(fit.temperatures_c, fit.scales, fit.losses, strict=True):
+                lines.append(f"{f'delay factor at {tj:g} C':24} {'':>10} {scale:10.5f}  (log10-rate MSE {loss:.3g})")
+            return "\n".join(lines)
         lines = [f"{'':18} {'start':>10} {'fitted':>10}"]
         for field in ("t_base_ns", "tau_ns_per_bit", "variation_sigma"):
             lines.append(f"{field:18} {getattr(start, field):10.5g} {getattr(self.written, field):10.5g}")
@@ -116,10 +137,35 @@ class CalibrationReport:
         return "\n".join(lines)
 
 
+def junction_c(acc) -> float:
+    """The junction temperature a sweep ran at, read off the device after it.
+
+    The modeled die's on sim and twin. SEAM (issue 15, board_sensors.py of #17): a board's comes from
+    its XADC/SYSMON through acc.info()["die_temp_c"]; a board's junction is not held from the host, so
+    a board die calibration needs the sweeps taken at the temperatures its environment gives (not wired).
+    """
+    if acc.die is not None:
+        return acc.die.tj_c
+    reading = acc.info().get("die_temp_c")
+    if reading is None:
+        raise InputError(f"the {acc.name} backend reports no die temperature")
+    return float(reading)
+
+
 def run_calibration(config: CalibrateConfig) -> CalibrationReport:
-    """Measure per-bit error rates on the hardware at each clock, fit t_base, tau and sigma, write the profile."""
+    """Measure per-bit error rates on the hardware at each clock, fit the profile (t_base, tau and sigma, or
+    with junction temperatures the die's process factor and temperature coefficient), write it."""
     path = config.output()
     workload = config.capture()
+    if config.junctions_c:
+        sweeps = []
+        for tj in config.junctions_c:
+            with config.open_hardware(HeldJunction(tj)) as hw:
+                points = sweep_clock(hw, workload, list(config.clocks_mhz))
+                sweeps.append(TemperatureSweep(junction_c(hw), points))
+                array_n = hw.array_n
+        fit = calibrate_die(config.start(), workload, sweeps, array_n=array_n, seed=config.seed)
+        return CalibrationReport(fit, write_profile(fit, path, config.profile_name()), path)
     with config.open_hardware() as hw:
         points = sweep_clock(hw, workload, list(config.clocks_mhz))
         array_n = hw.array_n

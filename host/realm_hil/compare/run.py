@@ -38,6 +38,26 @@ class Comparison:
     seed: int
 
 
+def compare_clock(hardware: Accelerator, twin: Accelerator, workload: Sequence[Gemm], exact: Sequence[np.ndarray],
+                  index: int, mhz: float, *, bit: int = 30, seed: int = 0) -> ClockComparison:
+    """The clock at position `index` of a comparison: hardware against each model (the clocks are left set)."""
+    hw_run = run_accelerator(hardware, HARDWARE, workload, mhz)
+    hw = error_profile(hw_run, workload, exact)
+    # a distinct stream per clock (by its place in the comparison's clock list, never by which worker or
+    # when it ran), so the models' draws at two clocks are not correlated
+    model_seed = np.random.SeedSequence([seed, index])
+    n, policy = hardware.array_n, hardware.policy
+    runs = [
+        run_statistical(RealmModel(hw.element_error_rate, bit), workload, exact, hw.mhz, n, policy,
+                        model_seed.spawn(1)[0]),
+        run_statistical(PerBitModel(hw.bit_error_rates), workload, exact, hw.mhz, n, policy,
+                        model_seed.spawn(1)[0]),
+        run_accelerator(twin, "twin", workload, mhz),
+    ]
+    profiles = {HARDWARE: hw} | {r.model: error_profile(r, workload, exact) for r in runs}
+    return ClockComparison(mhz, profiles, {m: distances(profiles[m], hw) for m in MODELS})
+
+
 def compare_models(
     hardware: Accelerator,
     twin: Accelerator,
@@ -54,21 +74,7 @@ def compare_models(
     results = []
     try:
         for index, mhz in enumerate(clocks_mhz):
-            hw_run = run_accelerator(hardware, HARDWARE, workload, mhz)
-            hw = error_profile(hw_run, workload, exact)
-            # a distinct stream per clock, so the models' draws at two clocks are not correlated
-            model_seed = np.random.SeedSequence([seed, index])
-            n, policy = hardware.array_n, hardware.policy
-            runs = [
-                run_statistical(RealmModel(hw.element_error_rate, bit), workload, exact, hw.mhz, n, policy,
-                                model_seed.spawn(1)[0]),
-                run_statistical(PerBitModel(hw.bit_error_rates), workload, exact, hw.mhz, n, policy,
-                                model_seed.spawn(1)[0]),
-                run_accelerator(twin, "twin", workload, mhz),
-            ]
-            profiles = {HARDWARE: hw} | {r.model: error_profile(r, workload, exact) for r in runs}
-            results.append(ClockComparison(mhz, profiles,
-                                           {m: distances(profiles[m], hw) for m in MODELS}))
+            results.append(compare_clock(hardware, twin, workload, exact, index, mhz, bit=bit, seed=seed))
             if progress:
                 progress(index + 1, len(clocks_mhz))
     finally:

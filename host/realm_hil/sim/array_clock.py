@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..driver import AccelDriver
 from ..operating_point import OperatingPoint
-from ..timing.modeled_array import ModeledArray
+from ..tiling import TilePlan
+from ..timing.modeled_array import DieReading, ModeledArray
+from ..timing.thermal import Environment
 
 
 class SimClock:
@@ -13,9 +15,10 @@ class SimClock:
     A build with EMU_CHECKS also gets the checksum accumulators' slack in CK_L_TABLE.
     """
 
-    def __init__(self, driver: AccelDriver, profile: str, seed: int, voltage_v: float | None = None) -> None:
+    def __init__(self, driver: AccelDriver, profile: str, seed: int, voltage_v: float | None = None,
+                 environment: Environment | None = None) -> None:
         self.driver = driver
-        self.array = ModeledArray(profile, driver.array_n, seed, driver.emu_checks, voltage_v)
+        self.array = ModeledArray(profile, driver.array_n, seed, driver.emu_checks, voltage_v, environment)
         self._load()
 
     def _load(self) -> None:
@@ -31,6 +34,15 @@ class SimClock:
     @property
     def nominal(self) -> OperatingPoint:
         return self.array.nominal
+
+    @property
+    def die(self) -> DieReading:
+        return self.array.reading()
+
+    def spent(self, plan: TilePlan) -> None:
+        """After a GEMM: the die's junction moves; new tables are loaded before the next GEMM."""
+        if self.array.spend(plan):
+            self._load()
 
     def set(self, point: OperatingPoint, *, force: bool = False) -> OperatingPoint:
         applied = self.array.set(point, force=force)

@@ -1,27 +1,36 @@
 """Per-PE slack tables L = floor((T / scale - t_base) / tau) (docs/timing-error-model.md).
 
-scale = per-PE variation factor x alpha-power-law voltage factor. The variation factor is
-lognormal with median 1, drawn from a generator seeded by `seed`, and truncated above at the
-scale where the PE's worst path exactly fills the nominal period. Truncation is the physical
-choice: the vendor's static timing sign-off at the slow corner (and speed binning of parts)
-guarantees every path of a placed design meets its rated clock, so a PE slower than that is
-not a part anyone ships. It is done by inverse-CDF sampling of the truncated normal, not by
-clipping, so no artificial cluster of PEs fails at one identical clock. With the shipped
-profiles the cut lies 3.3 (kv260) to 5.8 (pynq-z2) sigma out and removes only a thin tail.
-The map depends only on (profile, n, seed), never on the clock, so sweeps see the same silicon.
+scale = per-PE variation x die process factor x temperature factor x voltage factor. t_base and
+tau are the sign-off delays of the slow corner (process 1, v_min, the binding junction
+temperature), so every factor but the per-PE one is at most 1 inside the rated ranges.
+
+The per-PE variation factor is lognormal with median 1, drawn from a generator seeded by `seed`,
+and truncated above at the scale where the PE's worst path exactly fills the nominal period.
+Truncation is the physical choice: the vendor's static timing sign-off at the slow corner (and
+speed binning of parts) guarantees every path of a placed design meets its rated clock, so a PE
+slower than that is not a part anyone ships. It is done by inverse-CDF sampling of the truncated
+normal, not by clipping, so no artificial cluster of PEs fails at one identical clock. With the
+shipped profiles the cut lies 2.1 (kv260) to 5.8 (pynq-z2) sigma out. The map depends only on
+(profile, n, seed), never on the clock, so sweeps see the same silicon.
 
 The checksum accumulators (emulated only with EMU_CHECKS, rtl/README.md) get their own factors
 from the same generator, drawn after the PEs' so every per-PE value stays what it was without
 them. They share the PEs' t_base and tau: a checksum MAC is the same kind of path.
 
-L is computed in exact rational arithmetic from the floating-point clock, scale, t_base and tau:
-a float floor lands one off the definition for clocks within about 1e-14 of a tie, and a twin,
-an RTL and an oracle that are meant to agree bit for bit should not disagree on where L steps.
+The die's process factor comes from its own stream of the same seed (a SeedSequence spawn key),
+so adding it moved no per-PE or checksum value of any seed.
+
+L is computed in exact rational arithmetic from the floating-point clock, factors, t_base and tau
+(the product of the factors too): a float floor lands one off the definition for clocks within
+about 1e-14 of a tie, and a twin, an RTL and an oracle that are meant to agree bit for bit should
+not disagree on where L steps.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 from fractions import Fraction
 
 import numpy as np
@@ -39,7 +48,7 @@ _GUARD = 1.0 - 1e-6
 
 
 def max_variation(profile: DeviceProfile) -> float:
-    """Largest per-PE delay factor that still meets the nominal clock at nominal voltage."""
+    """Largest per-PE delay factor that still meets the nominal clock at the slow corner."""
     return profile.nominal_period_ns / profile.worst_path_ns * _GUARD
 
 
@@ -60,56 +69,93 @@ def _factors(profile: DeviceProfile, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.exp(profile.variation_sigma * z), cap)
 
 
+@functools.lru_cache(maxsize=64)
+def _maps(profile: DeviceProfile, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # a die's tables are recomputed at every clock, supply and junction step: its map is drawn once
+    maps = tuple(_factors(profile, u) for u in _uniforms(n, seed))
+    for m in maps:
+        m.setflags(write=False)
+    return maps
+
+
 def variation_map(profile: DeviceProfile | str, n: int, seed: int) -> np.ndarray:
     """Per-PE delay factors (n, n), lognormal (median 1) truncated at `max_variation`."""
-    return _factors(load_profile(profile), _uniforms(n, seed)[0])
+    return _maps(load_profile(profile), n, seed)[0].copy()
 
 
 def check_variation_map(profile: DeviceProfile | str, n: int, seed: int) -> np.ndarray:
     """Delay factors of the checksum accumulators (CHECK_GROUPS, n), drawn like the PEs'."""
-    return _factors(load_profile(profile), _uniforms(n, seed)[1])
+    return _maps(load_profile(profile), n, seed)[1].copy()
+
+
+# The spawn key of the die-level stream of a seed: the per-PE map uses the seed's root stream.
+_PROCESS_STREAM = 1
+
+
+def process_factor(profile: DeviceProfile | str, seed: int) -> float:
+    """The die's delay factor relative to the slowest die (1), uniform on the profile's process range."""
+    profile = load_profile(profile)
+    u = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_PROCESS_STREAM,))).random()
+    return profile.process_factor_min + (profile.process_factor_max - profile.process_factor_min) * u
+
+
+def die_scale(profile: DeviceProfile, voltage: float | None = None, process: float = 1.0,
+              tj_c: float | None = None) -> Fraction:
+    """The delay factor every PE of a die shares, exactly: process x temperature x voltage factor.
+
+    Defaults are the slowest die (process 1) at the sign-off temperature and the nominal supply.
+    """
+    if isinstance(process, bool) or not isinstance(process, numbers.Real) or not math.isfinite(process) \
+            or process <= 0:
+        raise InputError(f"process factor must be a positive number, got {process!r}")
+    return (Fraction(float(process)) * Fraction(profile.temperature_factor(tj_c))
+            * Fraction(profile.voltage_factor(voltage)))
 
 
 def _clamp(raw: np.ndarray) -> np.ndarray:
     return np.where(raw < 0, -1, np.minimum(raw, L_EXACT)).astype(np.int8)
 
 
-def _slack(profile: DeviceProfile, clock_mhz: float, factors: np.ndarray, voltage: float | None) -> np.ndarray:
+def _slack(profile: DeviceProfile, clock_mhz: float, factors: np.ndarray, die: Fraction) -> np.ndarray:
     if not math.isfinite(clock_mhz) or clock_mhz <= 0:
         raise InputError(f"clock must be a positive frequency in MHz, got {clock_mhz}")
-    scale = np.asarray(factors * profile.voltage_factor(voltage), dtype=np.float64)
     period = Fraction(1000) / Fraction(float(clock_mhz))
     t_base, tau = Fraction(profile.t_base_ns), Fraction(profile.tau_ns_per_bit)
-    raw = [math.floor((period / Fraction(float(s)) - t_base) / tau) for s in scale.ravel()]
-    return _clamp(np.array(raw, dtype=np.int64).reshape(scale.shape))
+    raw = [math.floor((period / (Fraction(float(v)) * die) - t_base) / tau) for v in np.ravel(factors)]
+    return _clamp(np.array(raw, dtype=np.int64).reshape(np.shape(factors)))
 
 
-def slack_table(
-    profile: DeviceProfile | str, clock_mhz: float, n: int, seed: int, voltage: float | None = None
-) -> np.ndarray:
-    """L per PE as int8 (n, n): 31 means never late, -1 means every bit late."""
+def slack_table(profile: DeviceProfile | str, clock_mhz: float, n: int, seed: int, voltage: float | None = None,
+                *, process: float = 1.0, tj_c: float | None = None) -> np.ndarray:
+    """L per PE as int8 (n, n): 31 means never late, -1 means every bit late.
+
+    The die is seed's per-PE map with process factor `process` [1: the slowest die] at junction
+    temperature `tj_c` [the sign-off temperature] and supply `voltage` [nominal].
+    """
     profile = load_profile(profile)
-    return _slack(profile, clock_mhz, variation_map(profile, n, seed), voltage)
+    return _slack(profile, clock_mhz, _maps(profile, n, seed)[0], die_scale(profile, voltage, process, tj_c))
 
 
-def check_slack_table(
-    profile: DeviceProfile | str, clock_mhz: float, n: int, seed: int, voltage: float | None = None
-) -> np.ndarray:
+def check_slack_table(profile: DeviceProfile | str, clock_mhz: float, n: int, seed: int,
+                      voltage: float | None = None, *, process: float = 1.0, tj_c: float | None = None) -> np.ndarray:
     """L per checksum accumulator as int8 (CHECK_GROUPS, n), rows -r_c, -q_r, d_c (CK_L_TABLE order)."""
     profile = load_profile(profile)
-    return _slack(profile, clock_mhz, check_variation_map(profile, n, seed), voltage)
+    return _slack(profile, clock_mhz, _maps(profile, n, seed)[1],
+                  die_scale(profile, voltage, process, tj_c))
 
 
-def first_error_clock(profile: DeviceProfile | str, n: int, seed: int, voltage: float | None = None) -> float:
+def first_error_clock(profile: DeviceProfile | str, n: int, seed: int, voltage: float | None = None,
+                      *, process: float = 1.0, tj_c: float | None = None) -> float:
     """The highest clock in MHz (a float) at which every PE still has L = 31; above it at least one errs."""
     profile = load_profile(profile)
-    slowest = np.array([variation_map(profile, n, seed).max()])
+    slowest = np.array([_maps(profile, n, seed)[0].max()])
+    die = die_scale(profile, voltage, process, tj_c)
 
     def exact(mhz: float) -> bool:
-        return bool(_slack(profile, mhz, slowest, voltage)[0] >= L_EXACT)
+        return bool(_slack(profile, mhz, slowest, die)[0] >= L_EXACT)
 
     # the real-valued boundary, then the float clock on its exact side (a few ulps away at most)
-    clock = 1000.0 / (float(slowest[0]) * profile.voltage_factor(voltage) * profile.worst_path_ns)
+    clock = 1000.0 / (float(slowest[0]) * float(die) * profile.worst_path_ns)
     while not exact(clock):
         clock = math.nextafter(clock, 0.0)
     while exact(math.nextafter(clock, math.inf)):

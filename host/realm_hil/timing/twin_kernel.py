@@ -239,12 +239,13 @@ def bench_twin(
 ) -> TwinBenchReport:
     """Best-of-`repeats` MAC/s of timed_gemm on each (M, K, N) with the timing model active.
 
-    The default clock is a heavy overclock where the median PE has L = 15, so with variation the
-    array spans roughly L = 5..25 and every PE takes the full timed path.
+    The default clock is a heavy overclock where the median PE of the default die (the slowest,
+    at the nominal supply) has L = 15, so with variation the array spans roughly L = 5..25 and
+    every PE takes the full timed path.
     """
     prof = load_profile(profile)
     if clock_mhz is None:
-        clock_mhz = 1000.0 / (prof.t_base_ns + 15 * prof.tau_ns_per_bit)
+        clock_mhz = 1000.0 / ((prof.t_base_ns + 15 * prof.tau_ns_per_bit) * prof.voltage_factor())
     table = slack_table(prof, clock_mhz, array_n, seed)
     values, counts = np.unique(table, return_counts=True)
     kernel = load_kernel()

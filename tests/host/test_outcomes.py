@@ -20,6 +20,8 @@ from realm_hil.llm.selection import Selection
 from realm_hil.llm.text import load_text, token_windows
 
 CLOCK = 116.0  # pynq-z2 twin: errors in layers 0-1 change the model's predictions
+# decode GEMMs (one row each) err less often: at 116 MHz none of the three continuations changes
+DECODE_CLOCK = 122.0
 LAYERS = "0-1"
 
 
@@ -34,10 +36,10 @@ def quantized():
     torch.set_num_threads(threads)
 
 
-def on_twin(loaded, router, components: str, stages: str, compute):
-    """`compute()` with the selected GEMMs on the twin at CLOCK, unprotected."""
+def on_twin(loaded, router, components: str, stages: str, compute, clock: float = CLOCK):
+    """`compute()` with the selected GEMMs on the twin at `clock`, unprotected."""
     with realm_hil.open_accelerator("twin") as acc:
-        acc.set_clock(CLOCK)
+        acc.set_clock(clock)
         router.selection = Selection.parse(LAYERS, components, stages, num_layers=loaded.model.config.num_hidden_layers)
         router.backend = acc
         try:
@@ -105,7 +107,7 @@ def test_decode_stage_errors_show_in_generation_not_in_perplexity(quantized, tmp
                "The source code for a work means the preferred form"]
     (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n\n")
     new = 8
-    report = run_experiment(RunConfig(backend="twin", tokens=16, window=16, clocks_mhz=[CLOCK],
+    report = run_experiment(RunConfig(backend="twin", tokens=16, window=16, clocks_mhz=[DECODE_CLOCK],
                                       policies=["none", "classic"], layers=LAYERS, stages="decode", generate=new,
                                       prompts=str(tmp_path / "prompts.txt")))
 
@@ -119,7 +121,7 @@ def test_decode_stage_errors_show_in_generation_not_in_perplexity(quantized, tmp
         return texts
 
     clean = generate()
-    erring = on_twin(loaded, router, "linear", "decode", generate)
+    erring = on_twin(loaded, router, "linear", "decode", generate, DECODE_CLOCK)
     assert erring != clean
     gen = report.generation
     assert gen["prompts"] == prompts and gen["new_tokens"] == new
@@ -128,7 +130,7 @@ def test_decode_stage_errors_show_in_generation_not_in_perplexity(quantized, tmp
     none, classic = report.rows
     assert none.ppl == classic.ppl == report.w8a8_ppl and none.top1 == 1.0
     assert none.tiles_err > 0
-    texts = [c["text"] for c in gen["continuations"][f"{CLOCK:.3f}/timing/none"]]
+    texts = [c["text"] for c in gen["continuations"][f"{DECODE_CLOCK:.3f}/timing/none"]]
     assert all(ours.startswith(hf) for ours, hf in zip(texts, erring, strict=True))
     want = sum(a == b for a, b in zip(texts, gen["reference"], strict=True))
     assert none.generation["identical"] == want < len(prompts)

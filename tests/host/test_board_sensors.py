@@ -125,7 +125,7 @@ def test_a_board_reports_its_sensors_locally_and_to_a_served_client(tmp_path, mo
     import realm_hil
     from realm_hil import board_sensors
     from realm_hil.backends import board, pynq_backend
-    from realm_hil.experiment import _board_sensors
+    from realm_hil.offloaded import sensor_readings
     from realm_hil.remote.client import open_remote
     from realm_hil.remote.server import RemoteServer
 
@@ -144,7 +144,7 @@ def test_a_board_reports_its_sensors_locally_and_to_a_served_client(tmp_path, mo
         thread.start()
         try:
             with open_remote(server.address, "sensor-token", timeout=10) as remote:
-                assert _board_sensors(remote) == (info["die_temp_c"], info["vccint_v"])
+                assert sensor_readings(remote) == (info["die_temp_c"], info["vccint_v"])
         finally:
             server.close()
             thread.join(5)

@@ -17,6 +17,7 @@ from realm_hil.abft.characterization_sweep import (
     Grid,
     PointResult,
     SumDeviation,
+    _point_seed,
     isotonic,
     label_critical,
     prepare,
@@ -24,6 +25,7 @@ from realm_hil.abft.characterization_sweep import (
 from realm_hil.abft.component_classes import Classification, classify
 from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmSite
+from realm_hil.llm.selection import Selection
 from realm_hil.stats import tile_stats
 
 SITE = GemmSite(0, "o", "prefill")
@@ -299,6 +301,51 @@ def test_run_characterization_writes_profile_csv_and_heatmap(tmp_path, tiny_swee
     assert "onset" in (tmp_path / "report.txt").read_text()
 
 
+def test_top1_metric_fits_on_the_changed_argmax_and_records_it(tmp_path, tiny_model):
+    """--metric top1: each point's damage is the fraction of positions whose argmax differs from the
+    error-free model's under the same injected errors (recomputed here by hand for every point), and the
+    profile says it was fitted on top1."""
+    import copy
+
+    config = CharacterizeConfig(model="tiny", tokens=32, window=16, components=("o",), grid=Grid((4, 16, 28), (0, 2)),
+                                layer_groups={"all": "0-1"}, metric="top1")
+    assert config.tolerance == 0.05  # the metric's default
+    windows = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(1))
+    sweep = prepare(copy.deepcopy(tiny_model), windows, config)
+    assert sweep.clean == {"prefill": 1.0}
+    result = run_characterization(config, tmp_path, sweep=sweep)
+    assert load_abft_profile(tmp_path / "profile.yaml").provenance.metric == "top1"
+    assert "top-1 changed > 0.05" in (tmp_path / "report.txt").read_text()
+
+    @torch.no_grad()
+    def argmax():
+        return torch.cat([sweep.model(w[None]).logits[0, :-1].argmax(-1) for w in windows])
+
+    clean = argmax()
+    for point in result.points:
+        sweep.router.selection = Selection.parse("0-1", "o", "prefill", 2)
+        sweep.router.fault = SumDeviation(1 << point.log2_msd, 1 << point.log2_freq,
+                                          seed=_point_seed(0, "o", "all", "prefill", point.log2_freq))
+        try:
+            changed = float((argmax() != clean).double().mean())
+        finally:
+            sweep.router.fault = None
+        assert point.delta == pytest.approx(changed, abs=1e-12) and point.ppl == pytest.approx(1 - changed)
+    assert any(p.delta > 0 for p in result.points)
+
+
+def test_metric_names_are_checked():
+    for bad in ("acc", "task:", "ppl:x"):
+        with pytest.raises(InputError, match="metric must be ppl, top1 or task:NAME"):
+            CharacterizeConfig(metric=bad)
+    with pytest.raises(InputError, match="for --metric task:NAME"):
+        CharacterizeConfig(metric="top1", task_limit=4)
+    assert CharacterizeConfig().tolerance == 1.0 and CharacterizeConfig(metric="task:x").tolerance == 0.02
+    # a perplexity sweep's identity is what it was before metrics: its logs resume
+    assert "metric" not in CharacterizeConfig().identity({})
+    assert CharacterizeConfig(metric="top1").identity({})["metric"] == "top1"
+
+
 @pytest.mark.llm
 def test_cli_writes_the_files(tmp_path):
     from realm_hil.cli.characterize import characterize
@@ -331,3 +378,28 @@ def test_cli_writes_the_files(tmp_path):
     assert CliRunner().invoke(characterize, args).exit_code != 0
     again = CliRunner().invoke(characterize, [*args, "--resume"])
     assert again.exit_code == 0, again.output
+
+
+@pytest.mark.llm
+def test_task_metric_fits_on_the_harness_score(tmp_path):
+    """--metric task:gpl3_mc: the error-free value is the task's accuracy (the tests' ranking by hand), each
+    point's damage is its drop from it, and the profile records the metric."""
+    from gpl3_task import MC_TASK, accuracy, ranking, write_task
+
+    from realm_hil.llm.gemm import GemmRouter
+    from realm_hil.llm.model import load_model
+    from realm_hil.llm.offload import W8A8Config, quantize_model
+
+    mc_items, _ = write_task(tmp_path / "tasks", mc=6, gen=1)
+    config = CharacterizeConfig(tokens=16, window=16, components=("o",), layer_groups={"first": "0"},
+                                grid=Grid((10, 30), (0,)), metric=f"task:{MC_TASK}",
+                                task_include_path=str(tmp_path / "tasks"), task_limit=6)
+    result = run_characterization(config, tmp_path / "run")
+    loaded = load_model()
+    quantize_model(loaded.model, W8A8Config(), GemmRouter())
+    clean = accuracy(ranking(loaded, mc_items), mc_items)
+    assert result.clean == {"prefill": clean}
+    for point in result.points:
+        assert point.delta == pytest.approx(clean - point.ppl)
+    assert load_abft_profile(tmp_path / "run" / "profile.yaml").provenance.metric == f"task:{MC_TASK}"
+    assert f"critical = {MC_TASK} drop > 0.02" in (tmp_path / "run" / "report.txt").read_text()

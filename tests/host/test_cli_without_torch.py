@@ -123,7 +123,7 @@ def test_serve_reference_answers_a_client(env, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["run", "--backend", "reference", "--tokens", "8"], ["run", "--help"],
-                                  ["characterize"], ["compare"],
+                                  ["characterize"], ["compare"], ["eval", "--tasks", "gpl3_mc"],
                                   ["sweep-clock", "--backend", "twin", "--workload", "llm", "--steps", "2"]])
 def test_what_needs_the_model_says_what_to_install(env, tmp_path, args):
     result = realm_hil_cli(env, *args, cwd=tmp_path)

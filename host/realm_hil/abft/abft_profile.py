@@ -25,7 +25,10 @@ from realm_hil.packaged_yaml import read_yaml, resolve, shipped_names
 from realm_hil.results import atomic_write_text
 from realm_hil.stats import HW_MODES, PolicyConfig
 
-SCHEMA_VERSION = 1
+# 2 records the metric the critical region was fitted on (provenance.metric); a schema 1 profile was
+# fitted on perplexity and reads as metric ppl.
+SCHEMA_VERSION = 2
+SCHEMA_VERSIONS = (1, 2)
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "abft_profiles"
 CLASS_NAMES = ("sensitive", "resilient")
 # Components a profile may classify: every per-layer GEMM (lm_head has no layer and stays float).
@@ -39,6 +42,7 @@ _CLASS_OPTIONAL = ("boundary", "gemm_freq_min")
 _BOUNDARY_FIELDS = ("slope", "intercept")
 _PROVENANCE_FIELDS = ("text", "tokens", "seed", "date", "grid")
 _PROVENANCE_OPTIONAL = ("notes",)
+_PROVENANCE_V2 = ("metric",)
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,17 @@ class Provenance:
     date: str
     grid: str  # the characterization grid, as given to `realm-hil characterize`
     notes: str = ""
+    # what the critical region was fitted on: ppl, top1 or task:NAME (characterization_sweep.METRICS)
+    metric: str = "ppl"
 
 
 @dataclass(frozen=True)
 class AbftProfile:
     model: str
     array_n: int
-    tolerance: float  # perplexity increase over the error-free W8A8 model that counts as critical
+    # the damage over the error-free W8A8 model that counts as critical, in the units of provenance.metric:
+    # perplexity increase (ppl), fraction of positions whose top-1 token changed (top1), score drop (task)
+    tolerance: float
     classes: dict[str, ComponentClass]
     approx: dict[str, tuple[int, ...]]  # component -> per-layer tile MSD threshold of ApproxABFT
     provenance: Provenance
@@ -137,6 +145,8 @@ class AbftProfile:
         provenance = {"text": p.text, "tokens": p.tokens, "seed": p.seed, "date": p.date, "grid": p.grid}
         if p.notes:
             provenance["notes"] = p.notes
+        if self.schema_version >= 2:
+            provenance["metric"] = p.metric
         return {
             "schema_version": self.schema_version,
             "model": self.model,
@@ -149,7 +159,8 @@ class AbftProfile:
 
     def save(self, path: Path) -> None:
         header = (
-            "# ABFT profile (realm_hil.abft.abft_profile, schema 1), written by `realm-hil characterize`.\n"
+            f"# ABFT profile (realm_hil.abft.abft_profile, schema {self.schema_version}), written by "
+            "`realm-hil characterize`.\n"
             "# Statistical rule per n x n tile: theta = 2^(alpha * log2(msd) + beta),\n"
             "# recover when freq_eff = #{columns with |d| > theta} >= freq_min, and only in GEMMs whose\n"
             "# total freq_eff reaches gemm_freq_min (default 1).\n"
@@ -188,8 +199,9 @@ def profile_from_dict(raw: object) -> AbftProfile:
     """Validate a parsed profile mapping; every problem is an InputError naming the field."""
     _fields(raw, _TOP_FIELDS, (), "profile")
     version = raw["schema_version"]
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise InputError(f"schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+    if version not in SCHEMA_VERSIONS or isinstance(version, bool):
+        raise InputError(f"schema_version {version!r} is not supported (expected one of "
+                         f"{', '.join(map(str, SCHEMA_VERSIONS))})")
     classes_raw = raw["classes"]
     _fields(classes_raw, CLASS_NAMES, (), "classes")
     classes = {name: _component_class(classes_raw[name], f"classes.{name}") for name in CLASS_NAMES}
@@ -201,7 +213,7 @@ def profile_from_dict(raw: object) -> AbftProfile:
         for c, t in approx_raw.items()
     }
     prov = raw["provenance"]
-    _fields(prov, _PROVENANCE_FIELDS, _PROVENANCE_OPTIONAL, "provenance")
+    _fields(prov, _PROVENANCE_FIELDS + (_PROVENANCE_V2 if version >= 2 else ()), _PROVENANCE_OPTIONAL, "provenance")
     provenance = Provenance(
         text=_str(prov["text"], "provenance.text"),
         tokens=_int(prov["tokens"], "provenance.tokens", 0),
@@ -212,6 +224,7 @@ def profile_from_dict(raw: object) -> AbftProfile:
         ),
         grid=_str(prov["grid"], "provenance.grid"),
         notes=_str(prov["notes"], "provenance.notes") if "notes" in prov else "",
+        metric=_metric(prov["metric"]) if version >= 2 else "ppl",
     )
     return AbftProfile(
         model=_str(raw["model"], "model"),
@@ -224,6 +237,14 @@ def profile_from_dict(raw: object) -> AbftProfile:
     )
 
 
+def _metric(value: object) -> str:
+    metric = _str(value, "provenance.metric")
+    name, sep, task = metric.partition(":")
+    if not (metric in ("ppl", "top1") or (name == "task" and sep and task)):
+        raise InputError(f"provenance.metric must be ppl, top1 or task:NAME, got {metric!r}")
+    return metric
+
+
 def _check(profile: AbftProfile) -> None:
     """Invariants that hold however the profile was built (file or code)."""
     if set(profile.classes) != set(CLASS_NAMES):
@@ -231,7 +252,7 @@ def _check(profile: AbftProfile) -> None:
             f"classes must be exactly {', '.join(CLASS_NAMES)}, got {', '.join(profile.classes)}"
         )
     if profile.tolerance <= 0:
-        raise InputError(f"tolerance must be a positive perplexity delta, got {profile.tolerance}")
+        raise InputError(f"tolerance must be a positive damage ({profile.provenance.metric}), got {profile.tolerance}")
     if profile.array_n < 1:
         raise InputError(f"array_n must be positive, got {profile.array_n}")
     seen: dict[str, str] = {}

@@ -143,6 +143,7 @@ def build_profile(
             date,
             f"{config.grid.spec()}; window {config.window}; groups {groups_text}",
             "; ".join(notes),
+            config.metric,
         ),
     )
     return profile, classification, fits

@@ -13,6 +13,7 @@ import numpy as np
 from realm_hil.abft.boundary_fit import ClassFit
 from realm_hil.abft.characterization_sweep import CharacterizeConfig, PointResult
 from realm_hil.abft.component_classes import Classification
+from realm_hil.abft.sweep_metric import SweepMetric
 from realm_hil.results import atomic_write_text
 
 
@@ -45,9 +46,9 @@ def report_text(
     c = config
     lines = [
         f"{c.model}: {c.tokens} tokens of {c.text} in {c.window}-token windows, seed {c.seed}; "
-        f"error-free W8A8 ppl "
+        f"error-free W8A8 {c.metric} "
         + ", ".join(f"{s} {v:.3f}" for s, v in clean.items())
-        + f"; critical = ppl increase > {c.tolerance}",
+        + f"; critical = {SweepMetric(c.metric).damage_label} > {c.tolerance}",
         "onset = lowest log2 MSD critical at any log2 freq (per GEMM, every GEMM of the group hit)",
         f"{'stage/group/component':<28}{'onset':>7}{'critical':>10}  onset by log2 freq",
     ]
@@ -60,7 +61,7 @@ def report_text(
         )
     sev = classification.severity
     lines.append(
-        "severity (mean log10(1 + ppl increase) over the grid): "
+        f"severity (mean log10(1 + {SweepMetric(c.metric).damage_label}) over the grid): "
         + ", ".join(f"{c} {sev[c]:.2f}" for c in classification.measured)
     )
     for name, cf in fits.items():
@@ -169,9 +170,11 @@ def plot_heatmap(
                 ax.set_xlabel("log2 MSD")
             if j == 0:
                 ax.set_ylabel("log2 freq")
-    fig.colorbar(image, ax=axes, label="log10(1 + ppl increase)", shrink=min(1.0, 3 / len(comps) + 0.2))
+    fig.colorbar(image, ax=axes, label=f"log10(1 + {SweepMetric(config.metric).damage_label})",
+                 shrink=min(1.0, 3 / len(comps) + 0.2))
     fig.suptitle(
-        f"{config.model}: x critical (> {config.tolerance} ppl), line = class boundary",
+        f"{config.model}: x critical ({SweepMetric(config.metric).damage_label} > {config.tolerance}), "
+        "line = class boundary",
         fontsize=9,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
-"""The characterization sweep: perplexity under controlled GEMM errors on a (MSD, freq) grid.
+"""The characterization sweep: a metric (perplexity by default) under controlled GEMM errors on a (MSD, freq) grid.
 
 For one grid point (log2 MSD, log2 freq), every targeted INT32 GEMM output (one component, the
 layers of one layer group, one stage) gets `freq` erroneous elements at seeded random positions
 whose magnitudes sum to MSD, with random signs; every other GEMM is exact (torch._int_mm). The
-perplexity increase over the error-free W8A8 model says whether the point is critical.
+metric's damage over the error-free W8A8 model (the perplexity increase, or as abft/sweep_metric.py
+states for top-1 agreement and task scores) says whether the point is critical.
 
 Magnitude split: equal, MSD // freq per element and the remainder spread as +1 over the first
 elements, so the sum is exactly MSD. Equal magnitudes make freq the number of equally harmful
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -35,10 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from realm_hil.abft.sweep_metric import SweepMetric
 from realm_hil.campaign import CampaignJob
 from realm_hil.campaign import point_key as campaign_key
 from realm_hil.errors import InputError
 from realm_hil.llm.gemm import GemmRouter, GemmSite
+from realm_hil.llm.harness import Tasks, model_lm, task_scorer
 from realm_hil.llm.model import DEFAULT_MODEL, load_model
 from realm_hil.llm.offload import W8A8Config, quantize_model
 from realm_hil.llm.perplexity import perplexity
@@ -168,9 +171,12 @@ class CharacterizeConfig:
     stages: tuple[str, ...] = ("prefill",)
     grid: Grid = field(default_factory=Grid)
     seed: int = 0
-    tolerance: float = 1.0  # perplexity increase that makes a point critical
+    tolerance: float | None = None  # damage that makes a point critical; None: the metric's default
     array_n: int = 8
     threads: int = 1
+    metric: str = "ppl"  # ppl, top1 or task:NAME (abft/sweep_metric.py)
+    task_include_path: str | None = None  # task:NAME: a directory of task YAML files besides the harness's
+    task_limit: int | None = None  # task:NAME: documents of the task per evaluation [all]
 
     def __post_init__(self) -> None:
         known = (*LINEAR_COMPONENTS, *ATTENTION_COMPONENTS)
@@ -184,8 +190,15 @@ class CharacterizeConfig:
             raise InputError(f"stages must be some of {', '.join(STAGES)}, got {', '.join(self.stages)}")
         if self.tokens < 2 or self.window < 2 or self.tokens < self.window:
             raise InputError(f"need 2 <= window <= tokens, got window {self.window}, tokens {self.tokens}")
+        metric = SweepMetric(self.metric)
+        if self.tolerance is None:
+            self.tolerance = metric.default_tolerance
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise InputError(f"tolerance must be a positive finite perplexity increase, got {self.tolerance}")
+            raise InputError(f"tolerance must be a positive finite {metric.damage_label}, got {self.tolerance}")
+        if metric.task is None and (self.task_include_path is not None or self.task_limit is not None):
+            raise InputError("a task directory and limit are for --metric task:NAME")
+        if self.task_limit is not None and self.task_limit < 1:
+            raise InputError(f"task limit must be at least 1 document, got {self.task_limit}")
         if "decode" in self.stages and self.window < 4:
             raise InputError("decode characterization needs windows of at least 4 tokens")
         check_text_source(self.text)
@@ -225,6 +238,8 @@ class CharacterizeConfig:
             "attention": self.attention,
             "groups": dict(groups),
             "injection": INJECTION_VERSION,
+            # a perplexity sweep's identity stays what it was before metrics, so its logs still resume
+            **({} if self.metric == "ppl" else {"metric": self.metric, "task_limit": self.task_limit}),
         }
 
 
@@ -255,8 +270,8 @@ class PointResult:
     stage: str
     log2_msd: int
     log2_freq: int
-    ppl: float
-    delta: float  # perplexity increase over the error-free W8A8 model (inf when it diverged)
+    ppl: float  # the metric's value at the point (the name from when it was always perplexity)
+    delta: float  # the metric's damage over the error-free W8A8 model (inf when the evaluation diverged)
     critical: bool
     gemms: int  # GEMMs that received errors
     seconds: float
@@ -310,23 +325,35 @@ def _top_freq(grid: Grid) -> int:
 
 @dataclass
 class Sweep:
-    """A quantized model ready for characterization: its router, windows and clean perplexities."""
+    """A quantized model ready for characterization: its router, windows and clean metric values."""
 
     model: nn.Module
     router: GemmRouter
     windows: torch.Tensor
     num_layers: int
-    clean: dict[str, float]  # stage -> error-free W8A8 perplexity of that stage's evaluation
+    clean: dict[str, float]  # stage -> the error-free W8A8 model's metric on that stage's evaluation
     shapes: dict[tuple[str, str], tuple[int, int]]  # (stage, component) -> (M, N) of its GEMM outputs
+    metric: SweepMetric = field(default_factory=lambda: SweepMetric("ppl"))
+    # top1: stage -> the error-free model's argmax at every scored position
+    reference_top1: dict[str, torch.Tensor] = field(default_factory=dict)
+    # task:NAME: () -> (score, higher is better) of the task on the model as it stands (llm/harness.py)
+    task_score: Callable[[], tuple[float, bool]] | None = None
+    higher_is_better: bool = True
 
 
-def prepare(model: nn.Module, windows: torch.Tensor, config: CharacterizeConfig) -> Sweep:
-    """Quantize `model` in place (W8A8 through one router) and measure its error-free perplexities."""
+def prepare(model: nn.Module, windows: torch.Tensor, config: CharacterizeConfig,
+            task_score: Callable[[], tuple[float, bool]] | None = None) -> Sweep:
+    """Quantize `model` in place (W8A8 through one router) and measure its error-free metric values."""
     router = quantize_model(model, W8A8Config(attention=config.attention))
     num_layers = model.config.num_hidden_layers
-    sweep = Sweep(model, router, windows, num_layers, {}, {})
+    sweep = Sweep(model, router, windows, num_layers, {}, {}, SweepMetric(config.metric), task_score=task_score)
+    if sweep.metric.task is not None and task_score is None:
+        raise ValueError("a task metric needs the task's scorer")
     router.log.clear()
-    sweep.clean = {stage: evaluate(sweep, stage) for stage in config.stages}
+    for stage in config.stages:
+        if sweep.metric.kind == "top1":
+            sweep.reference_top1[stage] = forward(sweep, stage)[1]
+        sweep.clean[stage] = evaluate(sweep, stage)
     for record in router.log.records:
         m, _, n = record.shape
         sweep.shapes.setdefault((record.site.stage, record.site.component), (m, n))
@@ -335,15 +362,29 @@ def prepare(model: nn.Module, windows: torch.Tensor, config: CharacterizeConfig)
 
 
 def evaluate(sweep: Sweep, stage: str) -> float:
-    """Perplexity of the stage's evaluation: whole windows for prefill, the second halves for decode.
+    """The sweep's metric on the model as it stands: perplexity or top-1 agreement on the stage's
+    evaluation (forward), or the task's score through the harness (its own forwards, whatever stage)."""
+    if sweep.task_score is not None:
+        score, sweep.higher_is_better = sweep.task_score()
+        return score
+    ppl, top1 = forward(sweep, stage)
+    if sweep.metric.kind == "top1":
+        return float((top1 == sweep.reference_top1[stage]).double().mean())
+    return ppl
+
+
+def forward(sweep: Sweep, stage: str) -> tuple[float, torch.Tensor]:
+    """Perplexity of the stage's evaluation and the argmax next token at every position it scores:
+    whole windows for prefill, the second halves for decode.
 
     Decode: the first half of each window is a prefill (error-free unless the hook is selected for
     prefill), the second half is generated one token at a time on the KV cache and scored, so
     errors in decode GEMMs reach exactly the predictions measured.
     """
     if stage == "prefill":
-        return perplexity(sweep.model, sweep.windows).ppl
-    nll, count = 0.0, 0
+        result = perplexity(sweep.model, sweep.windows)
+        return result.ppl, torch.cat([w.top1 for w in result.windows])
+    nll, count, top1 = 0.0, 0, []
     with torch.no_grad():
         for window in sweep.windows:
             half = window.numel() // 2
@@ -351,11 +392,12 @@ def evaluate(sweep: Sweep, stage: str) -> float:
             cache, logits = out.past_key_values, out.logits[0, -1]
             for pos in range(half, window.numel()):
                 nll += float(nn.functional.cross_entropy(logits.float()[None], window[pos : pos + 1]))
+                top1.append(int(logits.argmax()))
                 count += 1
                 if pos + 1 < window.numel():
                     out = sweep.model(window[None, pos : pos + 1], past_key_values=cache, use_cache=True)
                     cache, logits = out.past_key_values, out.logits[0, -1]
-    return math.exp(nll / count) if math.isfinite(nll) else math.inf
+    return math.exp(nll / count) if math.isfinite(nll) else math.inf, torch.tensor(top1)
 
 
 @dataclass(frozen=True)
@@ -423,7 +465,7 @@ class CharacterizeJob(CampaignJob):
             raise InputError(f"point {p.label()}: no GEMM of the model matched layers {p.layers}, component "
                              f"{p.component}, stage {p.stage}, so no error was injected")
         clean = sweep.clean[p.stage]
-        delta = ppl - clean if math.isfinite(ppl) else math.inf
+        delta = sweep.metric.damage(ppl, clean, sweep.higher_is_better)
         return {"ppl": ppl, "delta": delta, "critical": not delta <= self.config.tolerance, "gemms": hook.gemms,
                 "clean": clean, "shape": list(sweep.shapes[p.stage, p.component])}
 
@@ -470,7 +512,7 @@ def _from_record(record: dict, label: str, path: Path) -> PointResult:
     return PointResult(**{name: record[name] for name in PointResult.__dataclass_fields__})
 
 
-# log10(1 + ppl increase) given to diverged evaluations: above any finite perplexity seen.
+# log10(1 + damage) given to diverged evaluations: above any finite perplexity seen.
 DIVERGED_DAMAGE = 12.0
 
 
@@ -511,6 +553,9 @@ def isotonic(values: list[float]) -> list[float]:
 def load_sweep(config: CharacterizeConfig) -> Sweep:
     """The model of `config`, quantized, with its token windows and error-free perplexities."""
     torch.set_num_threads(config.threads)
+    task = SweepMetric(config.metric).task
+    tasks = None if task is None else Tasks([task], config.task_include_path)  # an uncached data set fails here
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
-    return prepare(loaded.model, windows, config)
+    scorer = None if tasks is None else task_scorer(tasks, model_lm(loaded), config.task_limit, config.seed)
+    return prepare(loaded.model, windows, config, scorer)

@@ -60,12 +60,21 @@ def _components(_ctx, _param, value: str) -> tuple[str, ...]:
     help="log2 MSD and log2 freq values: 'msd=start:stop:step,freq=start:stop:step' or a/b/c lists",
 )
 @click.option(
-    "--tolerance",
-    default=CharacterizeConfig.tolerance,
+    "--metric",
+    default=CharacterizeConfig.metric,
     show_default=True,
-    type=FiniteFloat(min=0, min_open=True),
-    help="perplexity increase that makes a point critical",
+    help="what the critical region is fitted on: ppl (perplexity), top1 (top-1 agreement with the error-free "
+    "W8A8 model, same forward) or task:NAME (an lm-evaluation-harness task's score, the eval extra)",
 )
+@click.option(
+    "--tolerance",
+    type=FiniteFloat(min=0, min_open=True),
+    help="damage that makes a point critical [ppl: perplexity increase 1.0; top1: fraction of positions "
+    "changed 0.05; task: score drop 0.02]",
+)
+@click.option("--task-include-path", type=click.Path(file_okay=False),
+              help="--metric task:NAME: a directory of task YAML files besides the harness's registry")
+@click.option("--task-limit", type=click.IntRange(1), help="--metric task:NAME: documents per evaluation [all]")
 @click.option(
     "--array-n",
     default=CharacterizeConfig.array_n,
@@ -86,7 +95,10 @@ def characterize(
     layers,
     stages,
     grid_spec,
+    metric,
     tolerance,
+    task_include_path,
+    task_limit,
     array_n,
     seed,
     threads,
@@ -110,6 +122,9 @@ def characterize(
         tolerance=tolerance,
         array_n=array_n,
         threads=threads,
+        metric=metric,
+        task_include_path=task_include_path,
+        task_limit=task_limit,
     )
     executor = make_executor(jobs, cluster)
     with progress_bar("characterize") as progress:

@@ -45,7 +45,7 @@ def _usage(exc: click.UsageError) -> UserError:
 # runs or a help page lists it, so a command whose extra is not installed here (run and characterize need
 # torch, which a PYNQ board does not have) cannot stop the others from starting.
 COMMAND_MODULES = {
-    "info": "info", "gemm": "gemm", "run": "run", "bench": "bench", "sweep-clock": "sweep",
+    "info": "info", "gemm": "gemm", "run": "run", "eval": "eval_tasks", "bench": "bench", "sweep-clock": "sweep",
     "characterize": "characterize", "compare": "compare", "calibrate": "compare", "serve": "serve",
     "resources": "resources", "guardband": "guardband",
 }

@@ -114,24 +114,16 @@ def _ambient(_ctx, _param, value: str | None):
                    "[the sign-off corner: slowest die, junction held at its binding temperature]")
 @click.option("--time-compression", default=1.0, show_default=True, type=MHZ,
               help="modeled thermal seconds per second of array time (with --ambient)")
+@click.option("--generate", default=0, show_default=True, type=click.IntRange(0),
+              help="also generate this many greedy tokens per prompt and class each continuation against the "
+                   "error-free W8A8 one: identical, fluent, degenerate, failed")
+@click.option("--prompts", type=click.Path(dir_okay=False),
+              help="prompts for --generate, one per line [8 prompts of 32 tokens cut from the text]")
 @out_dir_option(None, "write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
-def run(board, board_name, manifest, backend, model, text, dataset, tokens, window, clocks, policies, error_models,
-        error_rate, act_scale, abft_profile, recover_on, layers, components, stages, attention, profile, seed,
-        force_clock, emulate_checks, confirm_on, governor, governor_window, ambient, time_compression, out_dir,
-        as_json) -> None:
-    """Perplexity of the W8A8 model on the accelerator at the nominal clock and an overclock."""
-    config = RunConfig(
-        backend="board" if board else backend, model=model, text=dataset or text, tokens=tokens, window=window,
-        clocks_mhz=list(clocks) or None, policies=policies, error_models=error_models, error_rate=error_rate,
-        act_scale=act_scale,
-        abft_profile=abft_profile, recover_on=recover_on, seed=seed, layers=layers, components=components,
-        stages=stages, attention=attention, profile=profile,
-        board_address=None if board in (None, "local") else board, board_name=board_name,
-        manifest=None if manifest is None else str(manifest), force_clock=force_clock,
-        emulate_checks=emulate_checks, confirm_on=confirm_on, governor=governor, governor_window=governor_window,
-        environment=None if ambient is None else ThermalEnvironment(ambient, time_compression),
-    )
+def run(out_dir, as_json, **options) -> None:
+    """Perplexity and top-1 agreement of the W8A8 model on the accelerator at the nominal clock and an overclock."""
+    config = run_config(options)
     with contextlib.ExitStack() as stack:
         bar = None
 
@@ -151,6 +143,21 @@ def run(board, board_name, manifest, backend, model, text, dataset, tokens, wind
         report.save(out_dir)
     if report.confirmation is not None and not report.confirmation.identical:
         raise SystemExit(1)  # the two models of one die disagree: a bug, shown above in the table
+
+
+def run_config(options: dict) -> RunConfig:
+    """The RunConfig of the run options given (`eval` takes the same ones, less the perplexity text)."""
+    options = dict(options)
+    board, backend = options.pop("board", None), options.pop("backend", RunConfig.backend)
+    clocks, manifest, dataset = options.pop("clocks", ()), options.pop("manifest", None), options.pop("dataset", None)
+    ambient, compression = options.pop("ambient", None), options.pop("time_compression", 1.0)
+    if dataset:
+        options["text"] = dataset
+    return RunConfig(
+        **options, backend="board" if board else backend, board_address=None if board in (None, "local") else board,
+        clocks_mhz=list(clocks) or None, manifest=None if manifest is None else str(manifest),
+        environment=None if ambient is None else ThermalEnvironment(ambient, compression),
+    )
 
 
 COMMANDS = [run]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -16,6 +16,8 @@ class WindowResult:
     nll: float  # mean negative log-likelihood per predicted token
     tokens: int  # predicted tokens (window length - 1)
     seconds: float
+    # the argmax next token at each predicted position, for top-1 agreement (llm/agreement.py)
+    top1: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def perplexity(model: nn.Module, windows: torch.Tensor, progress: Progress | Non
         t0 = time.perf_counter()
         out = logits(model, window)[0, :-1]
         nll = nn.functional.cross_entropy(out, window[1:], reduction="mean").item()
-        result = WindowResult(nll, window.numel() - 1, time.perf_counter() - t0)
+        result = WindowResult(nll, window.numel() - 1, time.perf_counter() - t0, out.argmax(dim=-1))
         results.append(result)
         if progress is not None:
             progress(i, len(windows), result)

@@ -66,6 +66,7 @@ class RunConfig:
     governor: str | None = None
     governor_window: int = GovernorConfig.window_gemms
     environment: Environment | None = None  # sim, twin: the die's ambient (timing/thermal.py) [sign-off corner]
+    supply_v: float | None = None  # sim, twin, reference: the array's supply voltage [the profile's nominal]
     # the realm models' element error rate at every clock; None: the rate the timing model showed at that clock
     error_rate: float | None = None
     act_scale: str = "dynamic"  # or "static-clamped", ReaLM's injector (llm/offload.py)
@@ -152,7 +153,8 @@ class RunConfig:
         """The options of this run's backend (or of `backend`, the confirming one) from the run's values."""
         return options_for(backend or self.backend, array_n=self.array_n, profile=self.profile, seed=self.seed,
                            emulate_checks=self.emulate_checks, address=self.board_address,
-                           board_name=self.board_name, manifest=self.manifest, environment=self.environment)
+                           board_name=self.board_name, manifest=self.manifest, environment=self.environment,
+                           voltage_v=self.supply_v)
 
 
 @dataclass

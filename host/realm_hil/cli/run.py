@@ -74,7 +74,7 @@ def _ambient(_ctx, _param, value: str | None):
 @click.option("--tokens", type=click.IntRange(2), help="tokens to evaluate [sim 64, board 256, twin/reference 1024]")
 @click.option("--window", type=click.IntRange(2), help="perplexity window length [sim 64, else 128-256]")
 @click.option("--clock-mhz", "clocks", multiple=True, type=MHZ,
-              help="array clock (repeatable) [nominal and 1.12x; nominal alone when timing does not run]")
+              help="array clock (repeatable) [nominal and 1.18x; nominal alone when timing does not run]")
 @click.option("--abft", "policies", default="none", show_default=True, callback=_names(POLICIES),
               help=f"comma-separated policies: {', '.join(POLICIES)}")
 @click.option("--error-model", "error_models", default="timing", show_default=True,
@@ -99,6 +99,9 @@ def _ambient(_ctx, _param, value: str | None):
 @click.option("--attention", is_flag=True, help="also offload Q.K^T and S.V")
 @click.option("--profile", default="pynq-z2", show_default=True, help="device timing profile (sim, twin)")
 @click.option("--seed", default=0, show_default=True, type=SEED, help="per-PE variation map and any random choice")
+@click.option("--supply-v", type=FiniteFloat(0.1, 2.0),
+              help="sim, twin: the array's supply voltage (VCCINT) through the profile's alpha-power law; the "
+                   "profile's v_min gives the slow corner the rated clock is signed off at [the profile's nominal]")
 @click.option("--force-clock", is_flag=True, help="allow clocks above the board's safety ceiling")
 @emulate_checks_option
 @click.option("--confirm", "confirm_on", type=click.Choice(backends_with("models_die")),

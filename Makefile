@@ -92,7 +92,7 @@ pynq-compat: wheel
 
 # The main job: timing errors at the rated clock and two overclocks, unprotected and under statistical ABFT
 # and locate-and-correct, on the twin, with the Verilated RTL confirming one point bit for bit.
-RUN_ARGS ?= --backend twin --tokens 256 --window 64 --clock-mhz 100 --clock-mhz 112 --clock-mhz 114 \
+RUN_ARGS ?= --backend twin --tokens 256 --window 64 --clock-mhz 100 --clock-mhz 118 --clock-mhz 120 \
 	--abft none,statistical,correct --confirm sim
 run: setup
 	$(VENV)/bin/realm-hil run $(RUN_ARGS)

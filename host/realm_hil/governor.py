@@ -126,7 +126,7 @@ class WindowRecord:
     window: int
     time_s: float  # modeled device time at the window's end
     clock_mhz: float
-    voltage_v: float | None
+    voltage_v: float | None  # the point's supply, or a board's VCCINT as its system monitor read it
     tj_c: float | None  # the die's junction (sim/twin model, or a board's sensor); None if unknown
     ambient_c: float | None
     in_rated_range: bool | None
@@ -227,13 +227,14 @@ class Fixed:
         return self.fixed, "fixed"
 
 
-def die_temperature(acc) -> tuple[float | None, float | None, bool | None, float | None]:
-    """(junction C, ambient C, in rated range, device time s) from a modeled die, or a board's sensor."""
+def die_reading(acc) -> tuple[float | None, float | None, bool | None, float | None, float | None]:
+    """(junction C, ambient C, in rated range, device time s, measured VCCINT V) from a modeled die, or a
+    board's system monitor (its die temperature and VCCINT; board_sensors.py)."""
     die = acc.die
     if die is not None:
-        return die.tj_c, die.ambient_c, die.in_rated_range, die.time_s
-    temp = acc.info().get("die_temp_c") if acc.name == "board" else None
-    return temp, None, None, None
+        return die.tj_c, die.ambient_c, die.in_rated_range, die.time_s, None
+    info = acc.info() if acc.name == "board" else {}
+    return info.get("die_temp_c"), None, None, None, info.get("vccint_v")
 
 
 def device_profile(acc) -> DeviceProfile:
@@ -300,13 +301,14 @@ class GovernedGemm:
 
     def _close_window(self, decide: bool) -> None:
         window, point = self._window, self.acc.operating_point
-        tj, ambient, rated, time_s = die_temperature(self.acc)
+        tj, ambient, rated, time_s, vccint = die_reading(self.acc)
         decision = "end"
         if decide:
             new, decision = self.controller.decide(window, tj, self.acc)
             self._apply(new)
         self.trace.append(WindowRecord(
-            len(self.trace), self._seconds if time_s is None else time_s, point.clock_mhz, point.voltage_v, tj,
+            len(self.trace), self._seconds if time_s is None else time_s, point.clock_mhz,
+            point.voltage_v if point.voltage_v is not None else vccint, tj,
             ambient, rated, window.gemms, window.tiles, window.flagged, window.recover_flags, window.corrected,
             window.recomputed, [int(v) for v in window.hist], decision,
             self._escaped if self.protected.measure else None))

@@ -125,6 +125,7 @@ def test_a_board_reports_its_sensors_locally_and_to_a_served_client(tmp_path, mo
     import realm_hil
     from realm_hil import board_sensors
     from realm_hil.backends import board, pynq_backend
+    from realm_hil.governor import die_reading
     from realm_hil.offloaded import sensor_readings
     from realm_hil.remote.client import open_remote
     from realm_hil.remote.server import RemoteServer
@@ -145,6 +146,9 @@ def test_a_board_reports_its_sensors_locally_and_to_a_served_client(tmp_path, mo
         try:
             with open_remote(server.address, "sensor-token", timeout=10) as remote:
                 assert sensor_readings(remote) == (info["die_temp_c"], info["vccint_v"])
+                # what a governor's trace records with each statistics window on the board
+                tj, _, _, _, vccint = die_reading(remote)
+                assert (tj, vccint) == (info["die_temp_c"], info["vccint_v"])
         finally:
             server.close()
             thread.join(5)

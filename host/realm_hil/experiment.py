@@ -297,6 +297,93 @@ def run_experiment(config: RunConfig, progress: Progress | None = None) -> RunRe
 
 
 def _run(config: RunConfig, offloaded: OffloadedModel, progress: Progress | None) -> RunReport:
+    prepared = prepare(config, offloaded, progress)
+    if config.governor is not None:
+        rows, breakdown, traces = _governed_runs(offloaded, prepared.evaluate, prepared.float_ppl, prepared.w8a8)
+        return RunReport(config, prepared.loaded.name, prepared.tokens, prepared.float_ppl, prepared.w8a8.ppl, rows,
+                         breakdown, config.seed, governor_traces=traces)
+    measured = prepared.measure()
+    confirmation = None
+    if config.confirm_on is not None:
+        if progress is not None:
+            progress(prepared.evaluations, prepared.evaluations, f"confirming on {config.confirm_on}")
+        confirmation = _confirm(config, offloaded.acc, offloaded.recovery, offloaded.profile, offloaded.router,
+                                prepared.loaded.model, prepared.windows[:1], offloaded.clocks)
+    return prepared.report(measured, confirmation)
+
+
+@dataclass
+class Prepared:
+    """A run up to its operating points: the model loaded and quantized, the float and error-free W8A8
+    evaluations done. `measure` runs operating points, `report` turns their results into the RunReport."""
+
+    config: RunConfig
+    offloaded: OffloadedModel
+    loaded: LoadedModel
+    windows: object
+    generation: Generation | None
+    evaluate: Callable[[str], PerplexityResult]
+    evaluations: int  # what the progress counts: the two reference evaluations and every operating point
+    float_ppl: float
+    w8a8: PerplexityResult
+
+    @property
+    def tokens(self) -> int:
+        return int(self.windows.numel())
+
+    def measure(self, clocks: list[float] | None = None) -> PointRows:
+        """The rows (and their breakdown and continuations) of every operating point at `clocks` [the run's]."""
+        generation, loaded = self.generation, self.loaded
+
+        def measure(point):
+            result = self.evaluate(point.label())
+            return result, None if generation is None else generation.generate(loaded.model)
+
+        rows, breakdown, continuations = [], {}, {}
+        for m in self.offloaded.measure_points(measure, clocks):
+            result, generated = m.value
+            classes = None
+            if generation is not None:
+                # judged by the error-free model (the router is back on it), outside every point's cost
+                classes = generation.classify(loaded.model, generated)
+                continuations[m.point.key()] = [{"class": c, "text": loaded.tokenizer.decode(g.tokens)}
+                                                for c, g in zip(classes, generated, strict=True)]
+            p = m.point
+            rows.append(RunRow(p.backend, p.error_model, p.clock_mhz, p.policy, result.ppl, result.ppl - self.float_ppl,
+                               result.ppl - self.w8a8.ppl, **asdict(m.cost), top1=top1_agreement(self.w8a8, result),
+                               generation=None if classes is None else counts(classes)))
+            breakdown[p.key()] = m.breakdown
+        return PointRows(rows, breakdown, continuations)
+
+    def generation_summary(self) -> dict | None:
+        """With --generate: the prompts, the rule and the error-free continuations (no point's)."""
+        generation, tokenizer = self.generation, self.loaded.tokenizer
+        if generation is None:
+            return None
+        return {"prompts": [tokenizer.decode(p) for p in generation.prompts],
+                "new_tokens": generation.new_tokens, "rule": DEGENERATE_RULE,
+                "reference": [tokenizer.decode(r.tokens) for r in generation.reference],
+                "reference_degenerate": generation.reference_degenerate(self.loaded.model)}
+
+    def report(self, measured: PointRows, confirmation: Confirmation | None = None) -> RunReport:
+        summary = self.generation_summary()
+        if summary is not None:
+            summary["continuations"] = measured.continuations
+        return RunReport(self.config, self.loaded.name, self.tokens, self.float_ppl, self.w8a8.ppl, measured.rows,
+                         measured.breakdown, self.config.seed, confirmation, generation=summary)
+
+
+@dataclass
+class PointRows:
+    """Operating points' results: RunRows in the order measured, breakdown and continuations by point key."""
+
+    rows: list[RunRow]
+    breakdown: dict
+    continuations: dict
+
+
+def prepare(config: RunConfig, offloaded: OffloadedModel, progress: Progress | None = None) -> Prepared:
+    """Load the model, evaluate it float, quantize it, evaluate it error-free W8A8 and select the offloaded GEMMs."""
     loaded = load_model(config.model)
     windows = token_windows(loaded.tokenizer, load_text(config.text), config.window, config.tokens)
     generation = _generation(config, loaded) if config.generate else None
@@ -315,52 +402,13 @@ def _run(config: RunConfig, offloaded: OffloadedModel, progress: Progress | None
         return result
 
     float_ppl = evaluate("float").ppl
-    router = offloaded.quantize(loaded.model)
+    offloaded.quantize(loaded.model)
     # with every GEMM selected, the logs of these hold every site of the run, decode ones from generation
     w8a8 = evaluate("W8A8 reference")
     if generation is not None:
         generation.reference = generation.generate(loaded.model)
     offloaded.select()
-    if config.governor is not None:
-        rows, breakdown, traces = _governed_runs(offloaded, evaluate, float_ppl, w8a8)
-        return RunReport(config, loaded.name, int(windows.numel()), float_ppl, w8a8.ppl, rows, breakdown,
-                         config.seed, governor_traces=traces)
-
-    def measure(point):
-        result = evaluate(point.label())
-        return result, None if generation is None else generation.generate(loaded.model)
-
-    measured = offloaded.measure_points(measure)
-    rows, breakdown, continuations = [], {}, {}
-    for m in measured:
-        result, generated = m.value
-        classes = None
-        if generation is not None:
-            # judged by the error-free model (the router is back on it), outside every point's cost
-            classes = generation.classify(loaded.model, generated)
-            continuations[m.point.key()] = [{"class": c, "text": loaded.tokenizer.decode(g.tokens)}
-                                            for c, g in zip(classes, generated, strict=True)]
-        p = m.point
-        rows.append(RunRow(p.backend, p.error_model, p.clock_mhz, p.policy, result.ppl, result.ppl - float_ppl,
-                           result.ppl - w8a8.ppl, **asdict(m.cost), top1=top1_agreement(w8a8, result),
-                           generation=None if classes is None else counts(classes)))
-        breakdown[p.key()] = m.breakdown
-    confirmation = None
-    if config.confirm_on is not None:
-        if progress is not None:
-            progress(evaluations, evaluations, f"confirming on {config.confirm_on}")
-        confirmation = _confirm(config, offloaded.acc, offloaded.recovery, offloaded.profile, router, loaded.model,
-                                windows[:1], offloaded.clocks)
-    summary = None
-    if generation is not None:
-        summary = {"prompts": [loaded.tokenizer.decode(p) for p in generation.prompts],
-                   "new_tokens": generation.new_tokens, "rule": DEGENERATE_RULE,
-                   "reference": [loaded.tokenizer.decode(r.tokens) for r in generation.reference],
-                   "reference_degenerate": generation.reference_degenerate(loaded.model),
-                   "continuations": continuations}
-    tokens = int(windows.numel())
-    return RunReport(config, loaded.name, tokens, float_ppl, w8a8.ppl, rows, breakdown, config.seed, confirmation,
-                     generation=summary)
+    return Prepared(config, offloaded, loaded, windows, generation, evaluate, evaluations, float_ppl, w8a8)
 
 
 def _governed_runs(offloaded: OffloadedModel, evaluate: Callable[[str], PerplexityResult], float_ppl: float,

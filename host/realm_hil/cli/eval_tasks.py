@@ -14,9 +14,10 @@ from .options import out_dir_option
 from .run import run, run_config
 
 # run's options that choose the model, the backend and the operating points; the others measure
-# perplexity or generation, which eval replaces by tasks, or govern the clock, which eval's fixed points do not
+# perplexity or generation, which eval replaces by tasks, or govern the clock, which eval's fixed points do not,
+# or run run's grid as a campaign, which eval's is not
 _NOT_SHARED = {"text", "dataset", "tokens", "window", "confirm_on", "generate", "prompts", "out_dir", "as_json",
-               "governor", "governor_window"}
+               "governor", "governor_window", "jobs", "cluster", "campaign_dir", "resume"}
 
 
 def _tasks(_ctx, _param, value: str) -> list[str]:

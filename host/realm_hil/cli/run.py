@@ -11,13 +11,17 @@ import click
 
 from ..abft.policies import POLICIES
 from ..backends.registry import backends_with
+from ..campaign.executors import make_executor
+from ..campaign.progress import progress_bar as campaign_bar
 from ..errors import InputError
 from ..experiment import RunConfig, realm_bit, run_experiment
+from ..experiment_campaign import run_experiment_campaign
 from ..fpga.manifest import BOARDS
 from ..governor import KNOBS, GovernorConfig
 from ..llm.offload import ACT_SCALES
 from ..llm.text import WIKITEXT2
 from ..timing.thermal import AmbientTrace, ThermalEnvironment
+from .campaign_options import campaign_options
 from .options import MHZ, SEED, FiniteFloat, backend_option, emulate_checks_option, out_dir_option
 
 
@@ -124,9 +128,22 @@ def _ambient(_ctx, _param, value: str | None):
               help="prompts for --generate, one per line [8 prompts of 32 tokens cut from the text]")
 @out_dir_option(None, "write results.json and table.txt here")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
-def run(out_dir, as_json, **options) -> None:
-    """Perplexity and top-1 agreement of the W8A8 model on the accelerator at the nominal clock and an overclock."""
+@campaign_options
+def run(out_dir, as_json, jobs, cluster, campaign_dir, resume, **options) -> None:
+    """Perplexity and top-1 agreement of the W8A8 model on the accelerator at the nominal clock and an overclock.
+
+    With --jobs, --cluster, --campaign-dir or --resume, each clock (with all its error models and
+    policies) is a campaign point (docs/campaigns.md).
+    """
     config = run_config(options)
+    if jobs or cluster or campaign_dir or resume:
+        directory = campaign_dir or out_dir
+        if directory is None:
+            raise InputError("a campaign keeps its points in a directory: give --campaign-dir or --out")
+        with campaign_bar("run") as progress:
+            report = run_experiment_campaign(config, directory, make_executor(jobs, cluster), resume, progress)
+        _show(report, out_dir, as_json)
+        return
     with contextlib.ExitStack() as stack:
         bar = None
 
@@ -140,6 +157,10 @@ def run(out_dir, as_json, **options) -> None:
             bar.update(done - bar.pos)
 
         report = run_experiment(config, progress)
+    _show(report, out_dir, as_json)
+
+
+def _show(report, out_dir, as_json: bool) -> None:
     # shown before it is saved: should the disk fail now, the figures are still on the screen
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
     if out_dir is not None:

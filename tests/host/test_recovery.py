@@ -244,7 +244,8 @@ def test_headline_run_classic_restores_the_error_free_model():
 
 
 def test_error_model_names_pick_the_realm_bit():
-    from realm_hil.experiment import RunConfig, realm_bit
+    from realm_hil.experiment import RunConfig
+    from realm_hil.offloaded import realm_bit
 
     assert [realm_bit(m) for m in ("timing", "realm", "realm@14", "realm@0")] == [None, 30, 14, 0]
     for bad in ("realm@32", "realm@", "realm@x", "bitflip"):

@@ -27,13 +27,13 @@ from ..backends.reference import ReferenceAccelerator
 from ..backends.twin import TwinAccelerator
 from ..error_models import RealmModel, SeededFaults
 from ..errors import InputError
-from ..experiment import REALM_BIT, summarize
 from ..llm.gemm import GemmRouter, TorchIntMM
 from ..llm.model import DEFAULT_MODEL, load_model
 from ..llm.offload import W8A8Config, quantize_model
 from ..llm.perplexity import perplexity
 from ..llm.selection import Selection
 from ..llm.text import DEFAULT_TEXT, load_text, token_windows
+from ..offloaded import REALM_BIT, summarize
 from ..timing.emulation import L_EXACT
 from ..timing.slack import first_error_clock
 from .twin_vs_rtl import ONSET_MARGIN_MHZ, heavy_overclock_mhz

@@ -14,12 +14,13 @@ from ..backends.registry import backends_with
 from ..campaign.executors import make_executor
 from ..campaign.progress import progress_bar as campaign_bar
 from ..errors import InputError
-from ..experiment import RunConfig, realm_bit, run_experiment
+from ..experiment import RunConfig, run_experiment
 from ..experiment_campaign import run_experiment_campaign
 from ..fpga.manifest import BOARDS
 from ..governor import KNOBS, GovernorConfig
 from ..llm.offload import ACT_SCALES
 from ..llm.text import WIKITEXT2
+from ..offloaded import realm_bit
 from ..timing.thermal import AmbientTrace, ThermalEnvironment
 from .campaign_options import campaign_options
 from .options import MHZ, SEED, FiniteFloat, backend_option, emulate_checks_option, out_dir_option

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..llm.gemm import GemmSite
+from ..gemm_call import GemmSite
 from ..stats import GemmStats, PolicyConfig, tile_stats_sparse
 from ..tiling import TilePlan
 from .abft_profile import AbftProfile

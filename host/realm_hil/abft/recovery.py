@@ -17,18 +17,21 @@ policies see those faults exactly as they see timing errors.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..accelerator import Accelerator
 from ..backends.reference import ReferenceAccelerator, result_against_exact
 from ..gemm_call import GemmCall, GemmResult, GemmSite
-from ..llm.gemm import FaultHook
 from ..stats import GemmStats
 from .abft_profile import AbftProfile
 from .correct import clear_out_of_range
 from .cost import CostModel, RecoveryCost, main_pass_cost
 from .policies import Policy, decide, gemm_gate, get_policy, registers
+
+if TYPE_CHECKING:
+    from ..llm.gemm import FaultHook  # a type only: recovery and the governor run on a board without torch
 
 
 class ProtectedGemm:

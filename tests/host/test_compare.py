@@ -11,7 +11,7 @@ from realm_hil.backends.twin import TwinAccelerator
 from realm_hil.cli.compare import compare as compare_cmd
 from realm_hil.compare import calibrate, compare_models, write_profile
 from realm_hil.compare.calibrate import TemperatureSweep, calibrate_die
-from realm_hil.compare.jobs import CalibrateConfig, run_calibration
+from realm_hil.compare.jobs import CalibrateConfig, CalibrationReport, SweepRecorded, run_calibration
 from realm_hil.sweep import sweep_clock
 from realm_hil.timing.device_profile import load_profile
 from realm_hil.timing.slack import process_factor
@@ -97,6 +97,29 @@ def test_die_calibration_job_writes_the_die_and_refuses_what_it_cannot_measure(t
     cold = TemperatureSweep(25.0, sweep_clock(TwinAccelerator(), workload, [100.0, 101.0, 102.0]))
     with pytest.raises(ValueError, match="no errors"):
         calibrate_die("pynq-z2", workload, [cold, dataclasses.replace(cold, tj_c=60.0)])
+
+
+def test_die_calibration_gathered_over_runs_at_the_temperatures_the_die_reads(tmp_path):
+    """A board's junction follows its environment: each run adds a sweep at the temperature read off the die,
+    and the fit runs once two temperatures are there (here a twin die held at each, read back off it)."""
+    def run(tj, seed=5):
+        return run_calibration(CalibrateConfig(
+            backend="twin", workload="random", gemms=2, seed=seed, clocks_mhz=(125.0, 135.0, 145.0),
+            junctions_c=(tj,), sweeps_dir=tmp_path / "sweeps", out_path=tmp_path / "die.yaml"))
+
+    first = run(20.0)
+    assert isinstance(first, SweepRecorded) and first.temperatures_c == [20.0]
+    assert not (tmp_path / "die.yaml").exists()
+    second = run(85.0)
+    assert isinstance(second, CalibrationReport) and second.calibration.temperatures_c == [20.0, 85.0]
+    die = load_profile(tmp_path / "die.yaml")
+    assert die.process_factor_max == pytest.approx(process_factor("pynq-z2", 5), rel=2e-3)
+    assert die.delay_temp_coeff_per_c == pytest.approx(load_profile("pynq-z2").delay_temp_coeff_per_c, rel=0.1)
+    with pytest.raises(ValueError, match="measured with other settings"):
+        run(50.0, seed=6)
+    assert sorted(p.name for p in (tmp_path / "sweeps").iterdir()) == ["sweep-000.json", "sweep-001.json"]
+    with pytest.raises(ValueError, match="at most one junction"):
+        CalibrateConfig(backend="twin", junctions_c=(20.0, 85.0), sweeps_dir=tmp_path / "s2")
 
 
 def test_calibration_needs_three_clocks():

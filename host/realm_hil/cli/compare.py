@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,7 @@ from ..compare.jobs import (
     DEFAULT_CLOCKS,
     CalibrateConfig,
     CompareConfig,
+    SweepRecorded,
     run_calibration,
     run_comparison,
 )
@@ -89,18 +91,23 @@ def compare(backend, clocks, bit, workload_kind, gemms, tokens, seed, profile, o
 @click.option("--junction-c", "junctions", multiple=True, type=FiniteFloat(),
               help="repeatable, >= 2: hold the modeled die's junction at each and fit its process factor and "
                    "temperature coefficient instead of t_base, tau and sigma")
+@click.option("--sweeps-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="gather a die calibration over several runs (a board's junction follows its environment): "
+                   "each run adds one sweep at the die temperature it reads; the fit runs once 2 or more "
+                   "temperatures are there")
 @_with(workload_options)
 @click.option("--name", default=None, help="name of the fitted profile [<start>-cal<date>]")
 @out_file_option("profile YAML to write [runs/calibrate/<name>.yaml]")
-def calibrate(backend, clocks, start_profile, junctions, workload_kind, gemms, tokens, seed, profile, name,
-              out_path) -> None:
+def calibrate(backend, clocks, start_profile, junctions, sweeps_dir, workload_kind, gemms, tokens, seed, profile,
+              name, out_path) -> None:
     """Fit a timing profile to measured per-bit error rates; write the profile."""
     config = CalibrateConfig(backend=backend, workload=workload_kind, gemms=gemms, tokens=tokens, seed=seed,
                              profile=profile, clocks_mhz=clocks or CALIBRATION_CLOCKS, start_profile=start_profile,
-                             name=name, out_path=out_path, junctions_c=junctions)
+                             name=name, out_path=out_path, junctions_c=junctions, sweeps_dir=sweeps_dir)
     report = run_calibration(config)
     click.echo(report.table())
-    click.echo(f"wrote {report.path}")
+    if not isinstance(report, SweepRecorded):
+        click.echo(f"wrote {report.path}")
 
 
 COMMANDS = [compare, calibrate]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..backends.registry import backend_spec, backends_with, open_accelerator, options_for
 from ..errors import InputError
-from ..results import check_output_file
-from ..sweep import sweep_clock
+from ..results import atomic_write_json, check_output_dir, check_output_file
+from ..sweep import SweepPoint, sweep_clock
 from ..timing.device_profile import DeviceProfile, load_profile
 from ..timing.thermal import Environment, HeldJunction
 from ..workload import Gemm, random_workload
@@ -87,11 +91,20 @@ class CalibrateConfig(Measurement):
     # junction temperatures (>= 2) to hold the modeled die at, one sweep each: fit the die's process
     # factor and temperature coefficient instead of t_base, tau and sigma [(): the latter]
     junctions_c: tuple[float, ...] = ()
+    # a die calibration gathered over several invocations, for a die whose junction the host cannot hold (a
+    # board's follows its environment): each adds one sweep at the temperature read off the die after it, and
+    # the fit runs once the directory holds sweeps at 2 or more distinct temperatures
+    sweeps_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if len(set(self.clocks_mhz)) < 3:
             raise InputError(f"calibration needs 3 or more distinct clocks, got {', '.join(map(str, self.clocks_mhz))}")
-        if self.junctions_c and len(set(self.junctions_c)) < 2:
+        if self.sweeps_dir is not None:
+            if len(self.junctions_c) > 1:
+                raise InputError("with a sweeps directory each run adds one sweep: give at most one junction "
+                                 "temperature")
+            check_output_dir(self.sweeps_dir)
+        elif self.junctions_c and len(set(self.junctions_c)) < 2:
             raise InputError("a die calibration needs 2 or more distinct junction temperatures")
         super().__post_init__()
         if self.junctions_c and not backend_spec(self.backend).capabilities.models_die:
@@ -140,9 +153,9 @@ class CalibrationReport:
 def junction_c(acc) -> float:
     """The junction temperature a sweep ran at, read off the device after it.
 
-    The modeled die's on sim and twin. SEAM (issue 15, board_sensors.py of #17): a board's comes from
-    its XADC/SYSMON through acc.info()["die_temp_c"]; a board's junction is not held from the host, so
-    a board die calibration needs the sweeps taken at the temperatures its environment gives (not wired).
+    The modeled die's on sim and twin; a board's from its XADC/SYSMON (board_sensors.py) through
+    acc.info()["die_temp_c"]. A board's junction is not held from the host: its die calibration gathers
+    sweeps at the temperatures its environment gives (CalibrateConfig.sweeps_dir).
     """
     if acc.die is not None:
         return acc.die.tj_c
@@ -152,11 +165,69 @@ def junction_c(acc) -> float:
     return float(reading)
 
 
-def run_calibration(config: CalibrateConfig) -> CalibrationReport:
+@dataclass
+class SweepRecorded:
+    """One sweep of a gathered die calibration added to its directory; too few temperatures yet to fit."""
+
+    path: Path
+    tj_c: float
+    temperatures_c: list[float]
+
+    def table(self) -> str:
+        return (f"recorded a sweep at {self.tj_c:.1f} C in {self.path.parent} (temperatures so far: "
+                f"{', '.join(f'{t:.1f}' for t in self.temperatures_c)} C); run again at another die temperature "
+                "to fit the die")
+
+
+def _sweep_identity(config: CalibrateConfig, array_n: int) -> dict:
+    """What every sweep of one gathered calibration must share: the workload, the clocks, the start profile."""
+    return {"workload": config.workload, "gemms": config.gemms, "tokens": config.tokens, "seed": config.seed,
+            "profile": config.profile, "start": config.start().name, "clocks_mhz": list(config.clocks_mhz),
+            "array_n": array_n}
+
+
+def _gathered_sweeps(directory: Path, identity: dict) -> list[TemperatureSweep]:
+    sweeps = []
+    for path in sorted(directory.glob("sweep-*.json")):
+        try:
+            record = json.loads(path.read_text())
+            if record["identity"] != identity:
+                raise InputError(f"{path} was measured with other settings ({record['identity']}): use another "
+                                 "sweeps directory")
+            points = [SweepPoint(**{**p, "bit_errors": np.asarray(p["bit_errors"], dtype=np.int64)})
+                      for p in record["points"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path} is not a sweep of a die calibration ({exc})") from None
+        sweeps.append(TemperatureSweep(float(record["tj_c"]), points))
+    return sweeps
+
+
+def _gather_sweep(config: CalibrateConfig, workload: list[Gemm]) -> tuple[list[TemperatureSweep], int, Path, float]:
+    """Measure one sweep at the die's present (or the one held) junction and add it to the sweeps directory."""
+    held = HeldJunction(config.junctions_c[0]) if config.junctions_c else None
+    with config.open_hardware(held) as hw:
+        points = sweep_clock(hw, workload, list(config.clocks_mhz))
+        tj, array_n = junction_c(hw), hw.array_n
+    identity = _sweep_identity(config, array_n)
+    directory = Path(config.sweeps_dir)
+    sweeps = _gathered_sweeps(directory, identity)  # a foreign directory fails before this sweep is added
+    path = directory / f"sweep-{len(sweeps):03d}.json"
+    atomic_write_json(path, {"identity": identity, "tj_c": tj, "points": [dataclasses.asdict(p) for p in points]})
+    return [*sweeps, TemperatureSweep(tj, points)], array_n, path, tj
+
+
+def run_calibration(config: CalibrateConfig) -> CalibrationReport | SweepRecorded:
     """Measure per-bit error rates on the hardware at each clock, fit the profile (t_base, tau and sigma, or
     with junction temperatures the die's process factor and temperature coefficient), write it."""
     path = config.output()
     workload = config.capture()
+    if config.sweeps_dir is not None:
+        sweeps, array_n, recorded, tj = _gather_sweep(config, workload)
+        temperatures = sorted({s.tj_c for s in sweeps})
+        if len(temperatures) < 2:
+            return SweepRecorded(recorded, tj, temperatures)
+        fit = calibrate_die(config.start(), workload, sweeps, array_n=array_n, seed=config.seed)
+        return CalibrationReport(fit, write_profile(fit, path, config.profile_name()), path)
     if config.junctions_c:
         sweeps = []
         for tj in config.junctions_c:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from ..task_eval import EvalConfig, run_eval
-from .options import out_dir_option
+from .options import labelled_progress_bar, out_dir_option
 from .run import run, run_config
 
 # run's options that choose the model, the backend and the operating points; the others measure
@@ -40,17 +38,7 @@ def eval_tasks(tasks, include_path, limit, num_fewshot, out_dir, as_json, **opti
     """Task scores of the W8A8 model on the accelerator, per clock, error model and ABFT policy."""
     config = EvalConfig(run_config(options), tasks, None if include_path is None else str(include_path), limit,
                         num_fewshot)
-    with contextlib.ExitStack() as stack:
-        bar = None
-
-        # the bar appears with the first evaluation, so a failure before any work stays a single line
-        def progress(done: int, total: int, label: str) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(click.progressbar(length=total, file=sys.stderr, show_pos=True))
-            bar.label = label
-            bar.update(done - bar.pos)
-
+    with labelled_progress_bar() as progress:
         report = run_eval(config, progress)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.table())
     if out_dir is not None:

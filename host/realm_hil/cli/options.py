@@ -79,3 +79,20 @@ def progress_bar(label: str):
             bar.update(done - bar.pos)
 
         yield progress
+
+
+@contextlib.contextmanager
+def labelled_progress_bar():
+    """A (done, total, label) progress callback drawing a bar on stderr that names the step under way; like
+    progress_bar it appears with the first report, so a failure before any work stays a single line."""
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int, label: str) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(click.progressbar(length=total, file=sys.stderr, show_pos=True))
+            bar.label = label
+            bar.update(done - bar.pos)
+
+        yield progress

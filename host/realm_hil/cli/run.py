@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -23,7 +21,15 @@ from ..llm.text import WIKITEXT2
 from ..offloaded import realm_bit
 from ..timing.thermal import AmbientTrace, ThermalEnvironment
 from .campaign_options import campaign_options
-from .options import MHZ, SEED, FiniteFloat, backend_option, emulate_checks_option, out_dir_option
+from .options import (
+    MHZ,
+    SEED,
+    FiniteFloat,
+    backend_option,
+    emulate_checks_option,
+    labelled_progress_bar,
+    out_dir_option,
+)
 
 
 def _names(choices):
@@ -145,18 +151,7 @@ def run(out_dir, as_json, jobs, cluster, campaign_dir, resume, **options) -> Non
             report = run_experiment_campaign(config, directory, make_executor(jobs, cluster), resume, progress)
         _show(report, out_dir, as_json)
         return
-    with contextlib.ExitStack() as stack:
-        bar = None
-
-        # the bar appears with the first evaluated window, so a failure before any work (no board,
-        # bad clock) stays a single line
-        def progress(done: int, total: int, label: str) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(click.progressbar(length=total, file=sys.stderr, show_pos=True))
-            bar.label = label
-            bar.update(done - bar.pos)
-
+    with labelled_progress_bar() as progress:
         report = run_experiment(config, progress)
     _show(report, out_dir, as_json)
 

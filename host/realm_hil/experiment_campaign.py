@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .campaign import CampaignJob, Executor, point_key, run_campaign
+from .campaign import CampaignJob, Executor, Timed, point_key, run_campaign
 from .campaign.executors import InProcess
 from .errors import InputError
 from .experiment import Prepared, RunConfig, RunReport, RunRow, prepare
@@ -49,14 +49,15 @@ class RunJob(CampaignJob):
             state = _State(stack.pop_all(), prepared, prepared.generation_summary(), threads)
         return state
 
-    def evaluate(self, state: _State, point: RunClock) -> dict:
+    def evaluate(self, state: _State, point: RunClock) -> Timed:
         prepared = state.prepared
         measured = prepared.measure([point.clock_mhz])
         # a row's time is kept beside the point's row (the campaign's record), never in it
         rows = [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in measured.rows]
-        return {"model": prepared.loaded.name, "tokens": prepared.tokens, "float_ppl": prepared.float_ppl,
-                "w8a8_ppl": prepared.w8a8.ppl, "generation": state.generation, "rows": rows,
-                "breakdown": measured.breakdown, "continuations": measured.continuations}
+        return Timed({"model": prepared.loaded.name, "tokens": prepared.tokens, "float_ppl": prepared.float_ppl,
+                      "w8a8_ppl": prepared.w8a8.ppl, "generation": state.generation, "rows": rows,
+                      "breakdown": measured.breakdown, "continuations": measured.continuations},
+                     [r.seconds for r in measured.rows])
 
     def close(self, state: _State) -> None:
         import torch
@@ -83,7 +84,7 @@ def check_campaign(config: RunConfig, executor: Executor) -> None:
 def run_experiment_campaign(config: RunConfig, directory: Path | str, executor: Executor | None = None,
                             resume: bool = False, progress=None) -> RunReport:
     """run_experiment with its clocks as campaign points in `directory`; the report lists the rows in clock
-    order, whichever executor ran them. A row's seconds is its point's time shared equally by its rows."""
+    order, whichever executor ran them, each with the seconds its worker measured for it."""
     executor = executor or InProcess()
     check_campaign(config, executor)
     # the devices open and every clock is tried (and the profile and selection checked) before any worker starts
@@ -95,8 +96,10 @@ def run_experiment_campaign(config: RunConfig, directory: Path | str, executor: 
     rows, breakdown, continuations = [], {}, {}
     for record in records:
         row = record["row"]
-        share = record["seconds"] / len(row["rows"])
-        rows += [RunRow(**r, seconds=share) for r in row["rows"]]
+        if len(record.get("part_seconds") or ()) != len(row["rows"]):
+            raise InputError(f"{directory}: point {record['key']} has no time per row (an older realm-hil wrote "
+                             "it): run the campaign again in a new directory")
+        rows += [RunRow(**r, seconds=s) for r, s in zip(row["rows"], record["part_seconds"], strict=True)]
         breakdown |= row["breakdown"]
         continuations |= row["continuations"]
     first = records[0]["row"]

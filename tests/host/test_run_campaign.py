@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from realm_hil.campaign.executors import make_executor
 from realm_hil.campaign.points import key_digest, point_key
 from realm_hil.cli.main import cli
+from realm_hil.errors import InputError
 from realm_hil.experiment import RunConfig, run_experiment
 from realm_hil.experiment_campaign import RunClock, run_experiment_campaign
 
@@ -43,8 +44,13 @@ def test_pool_rows_equal_in_process_rows_and_resume_recomputes_nothing(tmp_path,
     directory = tmp_path / "pool"
     report = run_experiment_campaign(RunConfig(**CONFIG), directory, make_executor(2))
     assert without_seconds(report) == in_process
-    # a row's seconds is its clock's share of the point's time, kept beside the row
-    assert all(r.seconds > 0 for r in report.rows)
+    # each row keeps the time its worker measured for it, beside the row: within its point's time, and
+    # not an equal share (a policy that recomputes costs more than none)
+    for i, clock in enumerate(CLOCKS):
+        record = json.loads((directory / "points" / f"{key_digest(point_key(RunClock(clock)))}.json").read_text())
+        seconds = [r.seconds for r in report.rows[4 * i:4 * i + 4]]
+        assert seconds == record["part_seconds"] and len(set(seconds)) == len(seconds) == 4
+        assert 0 < sum(seconds) <= record["seconds"]
     jsonl = (directory / "results.jsonl").read_bytes()
 
     # nothing to recompute: no worker starts, no point finishes, the same rows come back
@@ -60,6 +66,11 @@ def test_pool_rows_equal_in_process_rows_and_resume_recomputes_nothing(tmp_path,
     assert [p.last for p in finished] == [point_key(RunClock(118.0))]
     assert without_seconds(again) == in_process
     assert (directory / "results.jsonl").read_bytes() == jsonl
+    # a point written without its rows' times (an older realm-hil) is refused, not given made-up times
+    path = directory / "points" / f"{key_digest(point_key(RunClock(100.0)))}.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "part_seconds"}))
+    with pytest.raises(InputError, match="no time per row"):
+        run_experiment_campaign(RunConfig(**CONFIG), directory, make_executor(1), resume=True)
 
 
 @pytest.mark.llm

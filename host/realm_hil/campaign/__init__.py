@@ -6,9 +6,9 @@ docs/campaigns.md describes the layer and how to run a campaign on a cluster and
 """
 
 from .executors import Executor, make_executor
-from .job import CampaignJob
+from .job import CampaignJob, Timed
 from .points import point_key, point_seed
 from .runner import CampaignFailed, CampaignResult, run_campaign
 
-__all__ = ["CampaignFailed", "CampaignJob", "CampaignResult", "Executor", "make_executor", "point_key",
+__all__ = ["CampaignFailed", "CampaignJob", "CampaignResult", "Executor", "Timed", "make_executor", "point_key",
            "point_seed", "run_campaign"]

@@ -19,11 +19,20 @@ class CampaignJob:
         """The worker's state, built once per worker: the model, the board at address `board` (or None)."""
         raise NotImplementedError
 
-    def evaluate(self, state, point) -> dict:
+    def evaluate(self, state, point) -> dict | Timed:
         raise NotImplementedError
 
     def close(self, state) -> None:
         """Release what setup opened (a board's connection); the default has nothing to release."""
+
+
+@dataclass
+class Timed:
+    """What `evaluate` returns for a row made of parts timed on their own (run's rows, one per policy):
+    the times go into the point's record beside the row, never into it, since they differ run to run."""
+
+    row: dict
+    part_seconds: list[float]
 
 
 @dataclass
@@ -35,6 +44,7 @@ class Outcome:
     error: str | None
     seconds: float
     worker: str
+    part_seconds: list[float] | None = None  # the parts' own times, if `evaluate` returned Timed
 
 
 def one_line(exc: BaseException) -> str:

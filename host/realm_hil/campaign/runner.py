@@ -72,7 +72,8 @@ def run_campaign(
             for outcome in outcomes:
                 key = point_key(outcome.point)
                 if outcome.error is None:
-                    store.write_result(outcome.point, outcome.row, outcome.seconds, outcome.worker)
+                    store.write_result(outcome.point, outcome.row, outcome.seconds, outcome.worker,
+                                       outcome.part_seconds)
                     records[key] = store.finished(key)
                 else:
                     store.write_failure(outcome.point, outcome.error, outcome.worker)

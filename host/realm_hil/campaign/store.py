@@ -1,7 +1,8 @@
 """The campaign directory: one file per finished point, written atomically, and the merged result file.
 
     campaign.json        what must match for --resume to continue the same campaign (its identity)
-    points/<digest>.json a finished point: key, point, row, and when and where it ran (seconds, worker)
+    points/<digest>.json a finished point: key, point, row, and when and where it ran (seconds, worker, and
+                         part_seconds for a row of separately timed parts)
     failed/<digest>.json a failed point: key, point and its one-line error (retried by --resume)
     results.jsonl        every finished point's row, one JSON line per point sorted by key: the same bytes
                          whichever executor computed them
@@ -59,9 +60,12 @@ class CampaignStore:
             raise InputError(f"{path} is not the result of point {key}")
         return record
 
-    def write_result(self, point, row: dict, seconds: float, worker: str) -> None:
+    def write_result(self, point, row: dict, seconds: float, worker: str,
+                     part_seconds: list[float] | None = None) -> None:
         key = point_key(point)
         record = {"key": key, "point": dataclasses.asdict(point), "row": row, "seconds": seconds, "worker": worker}
+        if part_seconds is not None:
+            record["part_seconds"] = part_seconds
         atomic_write_json(self.points / f"{key_digest(key)}.json", record)
         (self.failed / f"{key_digest(key)}.json").unlink(missing_ok=True)
 

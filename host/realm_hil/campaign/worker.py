@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from .job import CampaignJob, Outcome, one_line
+from .job import CampaignJob, Outcome, Timed, one_line
 
 
 class Worker:
@@ -35,7 +35,10 @@ class Worker:
             row = self.job.evaluate(self.state, point)
         except Exception as exc:  # noqa: BLE001 - a failed point is recorded, the campaign goes on
             return Outcome(point, None, one_line(exc), time.perf_counter() - start, self.name)
-        return Outcome(point, row, None, time.perf_counter() - start, self.name)
+        seconds = time.perf_counter() - start
+        if isinstance(row, Timed):
+            return Outcome(point, row.row, None, seconds, self.name, row.part_seconds)
+        return Outcome(point, row, None, seconds, self.name)
 
     def close(self) -> None:
         if self.setup_error is None:

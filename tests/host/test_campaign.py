@@ -246,3 +246,36 @@ def test_compare_clocks_as_campaign_points_match_the_plain_comparison(tmp_path):
                 assert (a.dtype == b.dtype and np.array_equal(a, b)) if isinstance(b, np.ndarray) else a == b
     # the statistical models drew errors (their streams come from each clock's place in the list)
     assert all(c.profiles["realm"].elements_err > 0 for c in plain.clocks)
+
+
+@pytest.mark.llm
+def test_run_grid_on_ray_gives_the_rows_of_the_plain_run(tmp_path, ray_cluster):
+    from realm_hil.experiment import RunConfig, run_experiment
+    from realm_hil.experiment_campaign import run_experiment_campaign
+
+    # the twin below its first errors and at two clocks in its error band, both error models
+    config = RunConfig(backend="twin", tokens=32, window=32, clocks_mhz=[100.0, 118.0, 120.0],
+                       policies=["none", "correct"], error_models=["timing", "realm"], layers="0-1")
+
+    def rows(report) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in report.to_dict()["rows"]]
+
+    # the oracle: the same grid in one process, without the campaign layer
+    plain = rows(run_experiment(config))
+    assert any(r["tiles_err"] > 0 for r in plain) and any(r["tiles_err"] == 0 for r in plain)
+    assert rows(run_experiment_campaign(config, tmp_path, make_executor(2, "auto"))) == plain
+    # the clocks ran in Ray's worker processes, not in the driver
+    assert all(f":{os.getpid()}" not in worker for worker in _workers(tmp_path))
+
+
+@pytest.mark.llm
+def test_bench_campaign_times_both_executors_on_the_same_points():
+    from realm_hil.benchmarks import campaign as bench
+
+    tiny = dataclasses.replace(CONFIG, components=("q",), layer_groups={"a": "0"}, grid=Grid((10, 20), (0,)))
+    result = bench.bench_campaign(jobs=2, config=tiny)
+    assert result["points"] == 2 and result["identical_results"]
+    for name in ("in_process", "pool"):
+        assert 0 < result[f"{name}_first_point_seconds"] <= result[f"{name}_seconds"]
+        assert result[f"{name}_points_per_s"] == pytest.approx(2 / result[f"{name}_seconds"])
+    assert result["speedup"] == pytest.approx(result["pool_points_per_s"] / result["in_process_points_per_s"])

@@ -140,6 +140,48 @@ def test_resume_after_killing_the_driver(tmp_path, reference):
     assert (out / "results.jsonl").read_bytes() == (reference / "results.jsonl").read_bytes()
 
 
+@pytest.mark.llm
+@pytest.mark.parametrize("whom", ["group", "driver"])
+def test_ctrl_c_stops_the_pool_and_leaves_a_resumable_campaign(tmp_path, reference, whom):
+    """Ctrl-C in a terminal interrupts every process of the job (group); `kill -INT` only the driver, which
+    must then stop its workers itself."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-c", "from realm_hil.cli.main import cli; cli()", "characterize", "--tokens", "32",
+            "--window", "32", "--classes", "o,q", "--layers", "a=0;b=29", "--grid", "msd=10/20/30,freq=0",
+            "--jobs", "2", "--out", str(out)]
+    # its own session, as a terminal's job
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list((out / "points").glob("*.json"))) < 2:
+        assert driver.poll() is None and time.monotonic() < deadline, "the driver ended before 2 points"
+        time.sleep(0.05)
+    (os.killpg if whom == "group" else os.kill)(driver.pid, signal.SIGINT)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130, stderr
+    # one line says so, and nothing complains after it (a terminated worker's semaphore, a traceback)
+    assert stderr.rstrip().endswith("realm-hil: interrupted"), stderr[-2000:]
+    # no worker or forkserver of the campaign is left behind
+    deadline = time.monotonic() + 30
+    while _group_alive(driver.pid):
+        assert time.monotonic() < deadline, "processes of the campaign outlived Ctrl-C"
+        time.sleep(0.1)
+    finished = {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")}
+    assert 2 <= len(finished) < 12
+    again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert {p: (out / "points" / p).stat().st_mtime_ns for p in finished} == finished
+    assert (out / "results.jsonl").read_bytes() == (reference / "results.jsonl").read_bytes()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def tiny_sweep():
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -10,10 +10,13 @@ worker afresh pays the imports again.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+
+from tqdm import tqdm
 
 from ..errors import RealmError
 from .executors import Executor
@@ -29,6 +32,9 @@ _worker: Worker | None = None
 
 def _start(job: CampaignJob) -> None:
     global _worker
+    # a progress bar in a worker (the model loader's) locks within its process: tqdm's default lock is a
+    # semaphore registered with the resource tracker, reported leaked when Ctrl-C terminates the worker
+    tqdm.set_lock(threading.RLock())
     _worker = Worker.start(job)
 
 

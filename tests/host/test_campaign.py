@@ -141,14 +141,18 @@ def test_resume_after_killing_the_driver(tmp_path, reference):
 
 
 @pytest.mark.llm
-@pytest.mark.parametrize("whom", ["group", "driver"])
-def test_ctrl_c_stops_the_pool_and_leaves_a_resumable_campaign(tmp_path, reference, whom):
+@pytest.mark.parametrize("whom, executor", [
+    pytest.param("group", ["--jobs", "2"], id="pool-group"),
+    pytest.param("driver", ["--jobs", "2"], id="pool-driver"),
+    pytest.param("driver", ["--jobs", "2", "--cluster", "local"], id="ray-driver"),
+])
+def test_ctrl_c_stops_the_workers_and_leaves_a_resumable_campaign(tmp_path, reference, whom, executor):
     """Ctrl-C in a terminal interrupts every process of the job (group); `kill -INT` only the driver, which
-    must then stop its workers itself."""
+    must then stop its workers itself: a pool's processes, or the Ray instance it started."""
     out = tmp_path / "run"
     args = [sys.executable, "-c", "from realm_hil.cli.main import cli; cli()", "characterize", "--tokens", "32",
             "--window", "32", "--classes", "o,q", "--layers", "a=0;b=29", "--grid", "msd=10/20/30,freq=0",
-            "--jobs", "2", "--out", str(out)]
+            *executor, "--out", str(out)]
     # its own session, as a terminal's job
     driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)

@@ -5,16 +5,13 @@ model, its GEMMs on the same backend at the same clock, written here without the
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 from gpl3_task import GEN_TASK, MC_TASK, accuracy, ranking, write_task
 
 import realm_hil
 from realm_hil.cli.main import cli
 from realm_hil.experiment import RunConfig
-from realm_hil.llm.gemm import GemmRouter, TorchIntMM
-from realm_hil.llm.model import load_model
-from realm_hil.llm.offload import W8A8Config, quantize_model
+from realm_hil.llm.gemm import TorchIntMM
 from realm_hil.llm.selection import Selection
 from realm_hil.task_eval import EvalConfig, run_eval
 
@@ -27,17 +24,6 @@ def task(tmp_path_factory):
     directory = tmp_path_factory.mktemp("gpl3_task")
     mc_items, gen_items = write_task(directory, mc=20, gen=4)
     return directory, mc_items, gen_items
-
-
-@pytest.fixture(scope="module")
-def quantized():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    loaded = load_model()
-    router = GemmRouter()
-    quantize_model(loaded.model, W8A8Config(), router)
-    yield loaded, router
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.llm

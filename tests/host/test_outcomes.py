@@ -12,10 +12,8 @@ from realm_hil.abft.recovery import SoftwareFaultAccelerator
 from realm_hil.error_models import RealmModel, SeededFaults
 from realm_hil.errors import InputError
 from realm_hil.experiment import RunConfig, run_experiment
-from realm_hil.llm.gemm import GemmRouter, TorchIntMM
+from realm_hil.llm.gemm import TorchIntMM
 from realm_hil.llm.generation import Continuation, classify, degenerate
-from realm_hil.llm.model import load_model
-from realm_hil.llm.offload import W8A8Config, quantize_model
 from realm_hil.llm.selection import Selection
 from realm_hil.llm.text import load_text, token_windows
 
@@ -23,17 +21,6 @@ CLOCK = 116.0  # pynq-z2 twin: errors in layers 0-1 change the model's predictio
 # decode GEMMs (one row each) err less often: at 116 MHz none of the three continuations changes
 DECODE_CLOCK = 122.0
 LAYERS = "0-1"
-
-
-@pytest.fixture(scope="module")
-def quantized():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    loaded = load_model()
-    router = GemmRouter()
-    quantize_model(loaded.model, W8A8Config(), router)
-    yield loaded, router
-    torch.set_num_threads(threads)
 
 
 def on_twin(loaded, router, components: str, stages: str, compute, clock: float = CLOCK):

@@ -27,15 +27,10 @@ from realm_hil.timing.slack import check_slack_table, slack_table
 
 
 @pytest.fixture(scope="module")
-def quantized():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    loaded = load_model()
-    router = GemmRouter()
-    quantize_model(loaded.model, W8A8Config(), router)
-    windows = token_windows(loaded.tokenizer, load_text(), 12, 12)
-    yield loaded.model, router, windows
-    torch.set_num_threads(threads)
+def quantized(quantized):
+    """The shared quantized model (tests/host/conftest.py) with one 12-token window."""
+    loaded, router = quantized
+    return loaded.model, router, token_windows(loaded.tokenizer, load_text(), 12, 12)
 
 
 @pytest.mark.llm
